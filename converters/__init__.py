@@ -1,0 +1,1 @@
+"""ckit's converters: every Keras/TensorFlow format to every other, through one layout."""

@@ -1,0 +1,192 @@
+"""`ckconvert`: move a Keras/TensorFlow artifact into another format, and prove it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from inspector import clikit
+
+TARGETS_HELP = "h5-weights, h5-model, tf-checkpoint, saved-model, keras3-weights, keras3-model, safetensors"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def parse_size(text: str | None) -> int | None:
+    """'100MB' -> 100000000, '64MiB' -> 67108864; None stays None."""
+    if text is None:
+        return None
+    match = _SIZE.match(text)
+    unit = (match.group(2) or "").lower() if match else None
+    if not match or unit not in _UNITS:
+        raise click.BadParameter(f"'{text}' is not a size; expected a number with an optional unit like 100MB or 2GiB")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise click.BadParameter(f"'{text}' must be larger than zero")
+    return size
+
+
+def _conversion_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--force", is_flag=True, help="Overwrite an existing destination."),
+        click.option("--no-verify", is_flag=True, help="Skip re-reading the output and comparing every tensor."),
+        click.option("--model", metavar="MODULE:FUNCTION",
+                     help="Training-model factory that decides names and layer order when the artifact cannot."),
+        click.option("--format", "source_format", metavar="FORMAT", help="Source format, when detection is not wanted."),
+        click.option("--max-shard-size", metavar="SIZE", help="Split output into shards of at most SIZE (e.g. 100MB)."),
+        click.option("--no-optimizer", is_flag=True, help="Leave optimizer state out of the output."),
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing on success."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _run_conversion(src: str, dst: str, to: str | None, *, allowed_sources: tuple[str, ...] | None = None,
+                    command: str = "convert", **opts: Any) -> int:
+    from inspector.errors import UnknownFormat
+    from inspector.registry import detect, get_format
+
+    from .convert import convert
+
+    if allowed_sources is not None:
+        fmt = get_format(opts["source_format"]) if opts.get("source_format") else detect(src)
+        if fmt.name not in allowed_sources:
+            raise UnknownFormat(
+                f"{src} is {fmt.name}; '{command}' expects {' or '.join(allowed_sources)}; "
+                f"use 'ckconvert convert {src} {dst} --to FORMAT' for other sources"
+            )
+    progress, finish = _progress_display(opts.get("quiet", False))
+    try:
+        result = convert(
+            src,
+            dst,
+            to,
+            source_format=opts.get("source_format"),
+            model=opts.get("model"),
+            force=opts.get("force", False),
+            verify=not opts.get("no_verify", False),
+            max_shard_size=parse_size(opts.get("max_shard_size")),
+            include_optimizer=not opts.get("no_optimizer", False),
+            progress=progress,
+        )
+    finally:
+        finish()
+    if not opts.get("quiet"):
+        from inspector.render import human_bytes
+
+        check = "verified" if result.verified else "not verified (--no-verify)"
+        click.echo(f"wrote {result.format} {result.dst}: {result.tensors} tensors, {human_bytes(result.bytes)}, {check}")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+    return 0
+
+
+def _progress_display(quiet: bool):
+    """A byte-counting progress line on a terminal; nothing when piped or quiet."""
+    if quiet or not sys.stderr.isatty():
+        return None, lambda: None
+    state = {"bytes": 0, "tensors": 0}
+
+    def progress(ref: Any, nbytes: int) -> None:
+        state["bytes"] += nbytes
+        state["tensors"] += 1
+        from inspector.render import human_bytes
+
+        click.echo(f"\r  {state['tensors']} tensors, {human_bytes(state['bytes'])} written  ", err=True, nl=False)
+
+    def finish() -> None:
+        if state["tensors"]:
+            click.echo("", err=True)
+
+    return progress, finish
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="ckit", prog_name="ckconvert")
+def cli(debug: bool) -> None:
+    """Convert Keras/TensorFlow artifacts between formats, verify the result, validate the model."""
+
+
+@cli.command("h5-to-tf")
+@click.argument("src")
+@click.argument("dst")
+@_conversion_options
+def h5_to_tf(src: str, dst: str, **opts: Any) -> int:
+    """Keras 2 HDF5 weights or full model SRC -> TF checkpoint at prefix DST (with its `checkpoint` file)."""
+    return _run_conversion(src, dst, "tf-checkpoint", allowed_sources=("h5-weights", "h5-model"),
+                           command="h5-to-tf", **opts)
+
+
+@cli.command("tf-to-h5")
+@click.argument("src")
+@click.argument("dst")
+@_conversion_options
+def tf_to_h5(src: str, dst: str, **opts: Any) -> int:
+    """TF checkpoint or SavedModel SRC -> Keras 2 HDF5 weights file DST."""
+    return _run_conversion(src, dst, "h5-weights", allowed_sources=("tf-checkpoint", "saved-model"),
+                           command="tf-to-h5", **opts)
+
+
+@cli.command("convert")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--to", "to", metavar="FORMAT", help=f"Target format: {TARGETS_HELP}. Default: from DST's suffix.")
+@_conversion_options
+def convert_command(src: str, dst: str, to: str | None, **opts: Any) -> int:
+    """Convert SRC into DST, any format to any format.
+
+    Without --to the target comes from DST: .weights.h5 / .weights.json ->
+    keras3-weights, .keras -> keras3-model, .safetensors -> safetensors,
+    .h5 -> h5-weights (h5-model when SRC is a full model), no suffix -> a TF
+    checkpoint prefix.
+    """
+    return _run_conversion(src, dst, to, **opts)
+
+
+@cli.command("formats")
+def list_formats() -> int:
+    """List the formats ckconvert writes."""
+    from .registry import TARGET_IDS, get_writer
+
+    for name in TARGET_IDS:
+        writer = get_writer(name)
+        click.echo(f"{name:15} {writer.description}")
+    return 0
+
+
+@cli.command("validate")
+@click.argument("artifact", required=False)
+@click.option("--model", metavar="MODULE:FUNCTION", help="Training-model factory (required with ARTIFACT).")
+@click.option("--data", metavar="FILE.npz", help="Evaluation data: an .npz with x_test and y_test.")
+@click.option("--dataset", type=click.Choice(["digits", "fashion_mnist"]), default=None,
+              help="Named dataset: digits (ships with ckit, the default) or fashion_mnist (from Keras's local cache).")
+@click.option("--json", "json_path", metavar="FILE", help="Write the report as JSON to FILE ('-' for stdout).")
+@click.option("--logdir", metavar="DIR", help="Also write the figures as TensorBoard scalars to DIR.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["tensorflow", "jax", "torch"]), default=None,
+              help="Keras 3 backend for the Keras 3 loaders (default: tensorflow when installed, else jax).")
+def validate_command(**options: Any) -> int:
+    """Reload every artifact into the training model and prove accuracy and logits match.
+
+    Without ARTIFACT: train the tutorial model on the embedded data, save it in
+    every format, convert each with ckit into every other, reload each with the
+    framework's own loader and print the matrix.  Exit 1 if anything differs.
+    """
+    from .validate import main_validate
+
+    return main_validate(**options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return clikit.run(cli, argv, "ckconvert")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

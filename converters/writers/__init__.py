@@ -1,0 +1,1 @@
+"""Writers, one module per target format; `converters.registry` lists them."""

@@ -1,0 +1,81 @@
+"""`ckinspect`: what is in a Keras/TensorFlow artifact (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence
+
+import click
+
+from . import clikit
+
+FORMAT_HELP = "Override detection: h5-weights, h5-model, tf-checkpoint, saved-model, keras3-weights, keras3-model, safetensors."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="ckit", prog_name="ckinspect")
+def cli(debug: bool) -> None:
+    """Inspect Keras/TensorFlow checkpoints, weights files and saved models."""
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (schema ckit.manifest/1).")
+@click.option("--format", "format_", metavar="FORMAT", help=FORMAT_HELP)
+def dump(path: str, as_json: bool, format_: str | None) -> int:
+    """List every tensor of PATH: key, canonical name, dtype, shape, bytes, role.
+
+    PATH may be an HDF5 file, a .keras archive, a .weights.json index, a
+    SavedModel directory, or a TF checkpoint given as prefix, .index file,
+    .data-* file or directory holding a `checkpoint` file.
+    """
+    from .registry import read_manifest
+    from .render import render_json, render_table
+
+    manifest = read_manifest(path, format_)
+    click.echo(render_json(manifest) if as_json else render_table(manifest))
+    return 0
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
+@click.option("--format", "format_", metavar="FORMAT", help=FORMAT_HELP)
+def verify(path: str, as_json: bool, format_: str | None) -> int:
+    """Read every byte of PATH and check every checksum; exit 1 naming each damaged tensor."""
+    from .render import human_bytes
+    from .verify import verify_artifact
+
+    report = verify_artifact(path, format_)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"DAMAGED  {problem.key}: {problem.message}")
+        status = "OK" if report.ok else f"FAILED ({len(report.problems)} damaged)"
+        click.echo(
+            f"{status}: {report.manifest.format} {report.manifest.path}: {report.checked} of "
+            f"{len(report.manifest.tensors)} tensors read, {human_bytes(report.bytes_read)}"
+        )
+    return 0 if report.ok else 1
+
+
+@cli.command(name="formats")
+def list_formats() -> int:
+    """List the formats ckinspect reads."""
+    from .registry import FORMAT_IDS, get_format
+
+    for name in FORMAT_IDS:
+        fmt = get_format(name)
+        click.echo(f"{name:15} {fmt.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return clikit.run(cli, argv, "ckinspect")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

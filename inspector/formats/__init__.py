@@ -1,0 +1,1 @@
+"""Format modules, one per on-disk format; `inspector.registry` lists them."""

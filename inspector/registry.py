@@ -1,0 +1,77 @@
+"""One list of the formats ckit reads, and how a path is matched to one of them.
+
+The format is chosen by an explicit name, else by content (`Format.sniff`),
+else by suffix.  Format modules are imported lazily so that, for example,
+dumping a TF checkpoint never imports h5py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from .errors import UnknownFormat
+from .formats.base import ArtifactReader, Format
+from .manifest import Manifest
+
+# format id -> (module under inspector.formats, attribute).  Order matters for
+# sniffing: more specific formats first.
+_FORMAT_MODULES: dict[str, tuple[str, str]] = {
+    "tf-checkpoint": ("tf_bundle", "TF_CHECKPOINT"),
+    "saved-model": ("saved_model", "SAVED_MODEL"),
+    "keras3-model": ("keras_archive", "KERAS3_MODEL"),
+    "keras3-weights": ("hdf5_keras3", "KERAS3_WEIGHTS"),
+    "h5-model": ("hdf5_keras2", "H5_MODEL"),
+    "h5-weights": ("hdf5_keras2", "H5_WEIGHTS"),
+}
+
+FORMAT_IDS: tuple[str, ...] = tuple(_FORMAT_MODULES)
+
+
+def get_format(name: str) -> Format:
+    """The registered format called `name`."""
+    try:
+        module_name, attribute = _FORMAT_MODULES[name]
+    except KeyError:
+        raise UnknownFormat(
+            f"format '{name}' is not known; expected one of: {', '.join(FORMAT_IDS)}"
+        ) from None
+    module = importlib.import_module(f"{__package__}.formats.{module_name}")
+    return getattr(module, attribute)
+
+
+def detect(path: str | Path) -> Format:
+    """The format of the artifact at `path`, by content first and suffix second."""
+    path = Path(path)
+    if not path.exists() and not _is_checkpoint_prefix(path):
+        raise UnknownFormat(f"{path}: no such file or directory; expected a Keras/TensorFlow artifact")
+    for name in FORMAT_IDS:
+        fmt = get_format(name)
+        if fmt.sniff(path):
+            return fmt
+    lowered = path.name.lower()
+    for name in FORMAT_IDS:
+        fmt = get_format(name)
+        if any(lowered.endswith(suffix) for suffix in fmt.suffixes):
+            return fmt
+    raise UnknownFormat(
+        f"{path}: not a recognised artifact (content matches no format); expected one of "
+        f"{', '.join(FORMAT_IDS)}; pass --format to choose one"
+    )
+
+
+def _is_checkpoint_prefix(path: Path) -> bool:
+    # A checkpoint prefix names no file itself: "ckpt" stands for ckpt.index + ckpt.data-*.
+    return path.with_name(path.name + ".index").exists()
+
+
+def open_artifact(path: str | Path, format: str | None = None) -> ArtifactReader:
+    """Open the artifact at `path` (format detected unless given)."""
+    fmt = get_format(format) if format else detect(path)
+    return fmt.open(Path(path))
+
+
+def read_manifest(path: str | Path, format: str | None = None) -> Manifest:
+    """The manifest of the artifact at `path`; reads no tensor bytes."""
+    with open_artifact(path, format) as reader:
+        return reader.manifest

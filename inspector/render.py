@@ -1,0 +1,70 @@
+"""Printers of a manifest: a human table and the stable JSON document.
+
+The manifest is the model; these only render it (one function per output
+form), so `dump --json` and the table can never disagree about content.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .manifest import Manifest
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB' (binary units, one decimal)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _producer_line(producer: dict[str, Any]) -> str:
+    if not producer:
+        return "unknown"
+    return ", ".join(f"{k}={v}" for k, v in producer.items())
+
+
+def render_table(manifest: Manifest) -> str:
+    """The manifest as an aligned text table with a header and totals."""
+    totals = manifest.totals
+    roles = ", ".join(f"{count} {role}" for role, count in totals["by_role"].items()) or "none"
+    lines = [
+        f"format:     {manifest.format}",
+        f"path:       {manifest.path}",
+        f"producer:   {_producer_line(dict(manifest.producer))}",
+        f"tensors:    {totals['tensors']} ({roles})",
+        f"parameters: {totals['parameters']:,}",
+        f"bytes:      {totals['bytes']:,} ({human_bytes(totals['bytes'])})",
+        f"shards:     {totals['shards']}",
+    ]
+    signatures = manifest.metadata.get("signatures")
+    if signatures:
+        lines.append("signatures:")
+        for name, sig in sorted(signatures.items()):
+            ins = ", ".join(f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("inputs", {}).items()))
+            outs = ", ".join(f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("outputs", {}).items()))
+            lines.append(f"  {name}({ins}) -> {outs}")
+    lines.append("")
+    header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
+    rows = [
+        (t.key, t.name, t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
+        for t in manifest.tensors
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(c).ljust(w) if i != 4 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    missing = [s for s in manifest.shards if not s.present]
+    for shard in missing:
+        lines.append(f"note: data shard missing: {shard.path}")
+    for note in manifest.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def render_json(manifest: Manifest) -> str:
+    return json.dumps(manifest.to_json(), indent=2, sort_keys=False)
