@@ -1,0 +1,234 @@
+"""Decode a checkpoint's TrackableObjectGraph into canonical names, roles, layers and weight order.
+
+The graph (key `_CHECKPOINTABLE_OBJECT_GRAPH`, see FORMATS.md section 2) says
+which object owns each variable.  Roles come from walking it: variables under
+a layer of the model are weights, variables reachable from the optimizer (or
+registered as its slots) are optimizer state, `save_counter`/`global_step`
+are counters.  Key patterns are used only where the graph says nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import CorruptArtifact
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_COUNTER_NAMES = ("save_counter", "global_step")
+_TF_KERAS_LAYER = re.compile(r"^layer_with_weights-(\d+)$")
+_KERAS3_LAYER_LISTS = ("_operations", "_layers")
+_KERAS3_MARKERS = ("_functional", "_operations", "_layers", "_tracked")
+_NOT_LAYERS = ("optimizer", "keras_api", "save_counter", "global_step")
+_KERAS2_MODEL_CHILDREN = ("train_function", "train_tf_function", "keras_api")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What the graph says about one checkpoint key."""
+
+    name: str
+    role: str
+    layer: str | None = None
+    index: int | None = None
+
+
+@dataclass
+class GraphDescription:
+    """Everything the manifest takes from an object graph."""
+
+    keys: dict[str, KeyInfo] = field(default_factory=dict)
+    layers: list[str] = field(default_factory=list)
+    framework: str = "tensorflow"
+    node_count: int = 0
+    # layer name -> object-graph node id, so callers with more metadata (SavedModel) can rename layers
+    layer_nodes: dict[str, int] = field(default_factory=dict)
+
+
+def parse_graph(data: bytes, where: str):
+    """Parse the serialized TrackableObjectGraph, translating protobuf's error."""
+    from tensorboard.compat.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    graph = TrackableObjectGraph()
+    try:
+        graph.ParseFromString(bytes(data))
+    except Exception:
+        raise CorruptArtifact(
+            f"{where}: the object graph ({OBJECT_GRAPH_KEY}) does not parse as a TrackableObjectGraph; "
+            "the checkpoint is damaged"
+        ) from None
+    return graph
+
+
+def strip_key(key: str) -> str:
+    return key[: -len(VARIABLE_SUFFIX)] if key.endswith(VARIABLE_SUFFIX) else key
+
+
+def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, str] | None = None) -> GraphDescription:
+    """Names, roles and layer positions for `keys` from the serialized graph `data`.
+
+    `layer_names` maps object-graph node ids to layer names known from elsewhere
+    (the SavedModel's keras_metadata), used before any name guessed from the graph.
+    """
+    graph = parse_graph(data, where)
+    nodes = graph.nodes
+    count = len(nodes)
+    layer_names = layer_names or {}
+
+    def children(node_id: int) -> list[tuple[int, str]]:
+        return [(c.node_id, c.local_name) for c in nodes[node_id].children if 0 <= c.node_id < count]
+
+    def child(node_id: int, name: str) -> int | None:
+        return next((c for c, n in children(node_id) if n == name), None)
+
+    def walk(start: int, skip: set[int]) -> list[int]:
+        """Depth-first, children in stored order (the order Keras lists a layer's weights)."""
+        seen: set[int] = set()
+        order: list[int] = []
+        stack = [start]
+        while stack:
+            node_id = stack.pop()
+            if node_id in seen or node_id in skip:
+                continue
+            seen.add(node_id)
+            order.append(node_id)
+            stack.extend(c for c, _ in reversed(children(node_id)))
+        return order
+
+    # Checkpoint keys and full names of the variable nodes.
+    key_node: dict[str, int] = {}
+    full_name: dict[int, str] = {}
+    for node_id, node in enumerate(nodes):
+        for attribute in node.attributes:
+            key_node[attribute.checkpoint_key] = node_id
+            if attribute.full_name and node_id not in full_name:
+                full_name[node_id] = attribute.full_name
+    variables = set(key_node.values())
+
+    def is_model(node_id: int) -> bool:
+        names = [n for _, n in children(node_id)]
+        return any(_TF_KERAS_LAYER.match(n) or n.startswith("layer-") or n in _KERAS3_MARKERS for n in names)
+
+    if count == 0:
+        return GraphDescription(node_count=0)
+    model: int | None = None
+    if is_model(0):
+        model = 0
+    elif child(0, "model") is not None:
+        model = child(0, "model")
+    else:
+        model = next((c for c, n in children(0) if n not in _NOT_LAYERS and is_model(c)), None)
+    subclassed = False
+    if model is None and any(n in _KERAS2_MODEL_CHILDREN for _, n in children(0)):
+        # A subclassed tf_keras model: layers are attributes of the root.
+        model, subclassed = 0, True
+
+    optimizer_roots = {c for c, n in children(0) if n == "optimizer"}
+    if model is not None:
+        optimizer_roots |= {c for c, n in children(model) if n == "optimizer"}
+    slot_nodes: set[int] = set()
+    for node_id, node in enumerate(nodes):
+        if node.slot_variables:
+            optimizer_roots.add(node_id)
+            slot_nodes |= {s.slot_variable_node_id for s in node.slot_variables}
+    optimizer_nodes: set[int] = set(slot_nodes)
+    for root in optimizer_roots:
+        optimizer_nodes |= set(walk(root, set()))
+
+    # The model's weight-owning layers, in model order.
+    layer_list: list[tuple[int, str]] = []  # (node id, fallback label)
+    framework = "tensorflow"
+    if model is not None:
+        numbered = sorted(
+            (int(m.group(1)), c) for c, n in children(model) if (m := _TF_KERAS_LAYER.match(n))
+        )
+        if numbered:
+            framework = "tf_keras"
+            layer_list = [(c, f"layer_with_weights-{k}") for k, c in numbered]
+        else:
+            container = None
+            for node_id in walk(model, optimizer_roots):
+                container = next((c for c, n in children(node_id) if n in _KERAS3_LAYER_LISTS), None)
+                if container is not None:
+                    break
+            if container is not None:
+                framework = "keras3"
+                items = sorted(children(container), key=lambda cn: int(cn[1]) if cn[1].isdigit() else 1 << 30)
+                layer_list = [(c, f"layer-{n}") for c, n in items]
+            else:
+                if subclassed:
+                    framework = "tf_keras"
+                layer_list = [
+                    (c, n) for c, n in children(model)
+                    if n not in _NOT_LAYERS and n not in _KERAS2_MODEL_CHILDREN and c != model and c not in variables
+                ]
+
+    infos: dict[int, KeyInfo] = {}
+    layers: list[str] = []
+    layer_nodes: dict[str, int] = {}
+    owned: list[tuple[int, str, list[int]]] = []
+    claimed: set[int] = set()
+    for layer_node, label in layer_list:
+        weights = [
+            n for n in walk(layer_node, optimizer_roots)
+            if n in variables and n not in claimed and "seed_generator" not in full_name.get(n, "")
+        ]
+        if weights:
+            claimed |= set(weights)
+            owned.append((layer_node, label, weights))
+
+    # Keras 3 variable paths start with the model's name ("sequential/dense/kernel"); drop it.
+    drop = 0
+    if framework == "keras3" or subclassed:
+        firsts = {full_name.get(w, "").split("/")[0] for _, _, ws in owned for w in ws}
+        if len(firsts) == 1 and all(full_name.get(w, "").count("/") >= 2 for _, _, ws in owned for w in ws):
+            drop = 1
+    for k, (layer_node, label, weights) in enumerate(owned):
+        first = full_name.get(weights[0], "")
+        if layer_node in layer_names:
+            name = layer_names[layer_node]
+        elif is_model(layer_node) or not first:
+            name = label
+        else:
+            name = first.split("/")[drop] if "/" in first else label
+        if name in layer_nodes:
+            name = f"{name}@{label}"
+        layers.append(name)
+        layer_nodes[name] = layer_node
+        for index, node_id in enumerate(weights):
+            infos[node_id] = KeyInfo(name="", role="weight", layer=name, index=index)
+
+    model_nodes = set(walk(model if model is not None else 0, optimizer_roots))
+    counter_nodes = {c for c, n in children(0) if n in _COUNTER_NAMES}
+    if model is not None:
+        counter_nodes |= {c for c, n in children(model) if n in _COUNTER_NAMES}
+
+    result: dict[str, KeyInfo] = {}
+    for key in keys:
+        if key == OBJECT_GRAPH_KEY:
+            result[key] = KeyInfo(name=key, role="metadata")
+            continue
+        node_id = key_node.get(key)
+        name = full_name.get(node_id, "") if node_id is not None else ""
+        name = name or strip_key(key)
+        if node_id is None:
+            role = "other"
+        elif node_id in infos:
+            info = infos[node_id]
+            result[key] = KeyInfo(name=name, role="weight", layer=info.layer, index=info.index)
+            continue
+        elif node_id in optimizer_nodes:
+            role = "optimizer"
+        elif node_id in counter_nodes or name in _COUNTER_NAMES:
+            role = "counter"
+        elif "seed_generator" in name:
+            role = "other"  # Keras 3 RNG state (dropout, random layers): not a model weight
+        elif node_id in model_nodes and not owned:
+            role = "weight"  # a model without a layer list (plain tf.Module, tf.train.Checkpoint of variables)
+        else:
+            role = "other"
+        result[key] = KeyInfo(name=name, role=role)
+    return GraphDescription(
+        keys=result, layers=layers, framework=framework, node_count=count, layer_nodes=layer_nodes
+    )

@@ -1,0 +1,547 @@
+"""TensorFlow tensor bundles (TF2/TF1 checkpoints): `P.index` + `P.data-NNNNN-of-NNNNN`.
+
+`BundleReader` opens one bundle by prefix and is shared with the SavedModel
+reader (whose variables are a bundle).  The index is parsed eagerly (it is
+small); data shards are memory-mapped on first read and every tensor's CRC32C
+is verified before its bytes are returned.  See ../shared/FORMATS.md section 1
+and tensorflow/core/util/tensor_bundle/tensor_bundle.cc.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import re
+import struct
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..crc32c import crc32c, unmask
+from ..dtypes import TF_DTYPE_NAMES, itemsize, numpy_dtype
+from ..errors import ChecksumMismatch, CkitError, CorruptArtifact, MissingData, UnsupportedFeature
+from ..manifest import Manifest, ShardInfo, TensorInfo
+from .base import ReaderBase
+from .object_graph import strip_key
+from .sstable import Table, has_table_magic, read_varint
+
+HEADER_KEY = ""
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+INDEX_SUFFIX = ".index"
+DATA_SUFFIX_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
+# tensor_bundle.h: kTensorBundleVersion; bundles whose min_consumer exceeds it need a newer reader.
+BUNDLE_VERSION = 1
+_SLICE_KEY_PREFIX = b"\x00"  # OrderedCode WriteNumIncreasing(0): every TF1 slice key starts with it
+_STRING = 7
+
+
+def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
+    """tensorflow/core/util/tensor_bundle/naming.cc: DataFilename."""
+    return prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
+
+
+def index_path(prefix: Path) -> Path:
+    return prefix.with_name(prefix.name + INDEX_SUFFIX)
+
+
+def _checkpoint_file_target(directory: Path) -> Path | None:
+    """The prefix named by `directory/checkpoint` (protobuf text format), if any."""
+    state = directory / "checkpoint"
+    try:
+        text = state.read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(r'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
+    if not match:
+        return None
+    value = match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
+    target = Path(value)
+    # TF2 writes paths relative to the directory, the TF1 Saver absolute ones.
+    return target if target.is_absolute() else directory / target
+
+
+def resolve_prefix(path: str | Path) -> Path:
+    """The bundle prefix for a prefix, `.index` path, `.data-…` path or checkpoint directory."""
+    path = Path(path)
+    name = path.name
+    if name.endswith(INDEX_SUFFIX) and path.is_file():
+        return path.with_name(name[: -len(INDEX_SUFFIX)])
+    match = DATA_SUFFIX_RE.search(name)
+    if match and path.is_file():
+        return path.with_name(name[: match.start()])
+    if path.is_dir():
+        target = _checkpoint_file_target(path)
+        if target is not None:
+            if not index_path(target).exists() and index_path(path / target.name).exists():
+                # The directory was moved since an absolute path was recorded: look next to the file.
+                target = path / target.name
+            return target
+        indexes = sorted(path.glob("*" + INDEX_SUFFIX))
+        if len(indexes) == 1:
+            return indexes[0].with_name(indexes[0].name[: -len(INDEX_SUFFIX)])
+        found = f"{len(indexes)} .index files" if indexes else "no 'checkpoint' file and no .index file"
+        raise MissingData(
+            f"{path}: directory has {found}; expected a checkpoint directory with a 'checkpoint' file "
+            "(pass the checkpoint prefix, e.g. DIR/weights, instead)"
+        )
+    return path
+
+
+# -- OrderedCode (tensorflow/core/lib/strings/ordered_code.cc) ----------------------------
+def _ordered_string(value: bytes) -> bytes:
+    out = bytearray()
+    for byte in value:  # names are short; escapes keep 0x00/0xff from ending the string early
+        out += b"\x00\xff" if byte == 0 else b"\xff\x00" if byte == 0xFF else bytes([byte])
+    return bytes(out) + b"\x00\x01"
+
+
+def _ordered_unsigned(value: int) -> bytes:
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+    return bytes([len(body)]) + body
+
+
+_HEADER_BITS = {1: (0x80, 0), 2: (0xC0, 0), 3: (0xE0, 0), 4: (0xF0, 0), 5: (0xF8, 0), 6: (0xFC, 0), 7: (0xFE, 0),
+                8: (0xFF, 0), 9: (0xFF, 0x80), 10: (0xFF, 0xC0)}
+
+
+def _ordered_signed(value: int) -> bytes:
+    x = ~value if value < 0 else value
+    if x < 64:
+        return bytes([(0x80 ^ value) & 0xFF])
+    length = x.bit_length() // 7 + 1
+    raw = bytearray(value.to_bytes(10, "big", signed=True)[10 - length :])
+    raw[0] ^= _HEADER_BITS[length][0]
+    raw[1] ^= _HEADER_BITS[length][1]
+    return bytes(raw)
+
+
+def slice_key(name: bytes, extents: Iterable[tuple[int, int]]) -> bytes:
+    """saved_tensor_slice_util.cc EncodeTensorNameSlice: the key a TF1 slice is stored under."""
+    extents = list(extents)
+    out = [_SLICE_KEY_PREFIX, _ordered_string(name), _ordered_unsigned(len(extents))]
+    for start, length in extents:
+        out.append(_ordered_signed(start))
+        out.append(_ordered_signed(length))
+    return b"".join(out)
+
+
+def key_text(key: bytes) -> str:
+    # Non-UTF-8 keys survive as surrogate escapes; the manifest sorts by the same encoding.
+    return key.decode("utf-8", "surrogateescape")
+
+
+def key_bytes(key: str) -> bytes:
+    return key.encode("utf-8", "surrogateescape")
+
+
+def dtype_label(code: int) -> str:
+    return TF_DTYPE_NAMES.get(code, f"dtype_{code}")
+
+
+class BundleReader:
+    """One tensor bundle opened by prefix: its index entries, and tensors read on demand."""
+
+    def __init__(self, prefix: str | Path) -> None:
+        from ..protos import BundleEntryProto, BundleHeaderProto
+
+        self.prefix = Path(prefix)
+        self.index_path = index_path(self.prefix)
+        self.table = Table.open(self.index_path)
+        raw: dict[bytes, bytes] = {}
+        for key, value in self.table.items():
+            raw[key] = bytes(value)
+        if HEADER_KEY.encode() not in raw:
+            raise CorruptArtifact(
+                f"{self.index_path}: no bundle header (key \"\"); expected a TensorFlow tensor-bundle index"
+            )
+        self.header = BundleHeaderProto()
+        try:
+            self.header.ParseFromString(raw.pop(b""))
+        except Exception:
+            raise CorruptArtifact(f"{self.index_path}: bundle header does not parse as BundleHeaderProto; the index is damaged") from None
+        if self.header.endianness != 0:
+            raise UnsupportedFeature(
+                f"{self.index_path}: bundle is big-endian; ckit reads little-endian bundles only "
+                "(re-save the checkpoint on a little-endian machine)"
+            )
+        if self.header.version.min_consumer > BUNDLE_VERSION:
+            raise UnsupportedFeature(
+                f"{self.index_path}: bundle needs reader version {self.header.version.min_consumer}; "
+                f"ckit reads bundle version {BUNDLE_VERSION} (written by a newer TensorFlow)"
+            )
+        self.num_shards = int(self.header.num_shards)
+        if self.num_shards < 1 and raw:
+            raise CorruptArtifact(f"{self.index_path}: header says {self.num_shards} data shards; expected at least 1")
+        self.entries: dict[bytes, Any] = {}
+        for key, value in raw.items():
+            entry = BundleEntryProto()
+            try:
+                entry.ParseFromString(value)
+            except Exception:
+                raise CorruptArtifact(
+                    f"{self.index_path}: entry for key {key_text(key)!r} does not parse as BundleEntryProto; "
+                    "the index is damaged"
+                ) from None
+            self.entries[key] = entry
+        self.shard_paths = [data_path(self.prefix, i, self.num_shards) for i in range(self.num_shards)]
+        self._maps: dict[int, mmap.mmap | None] = {}
+
+    # -- listing ----------------------------------------------------------------
+    def keys(self) -> list[bytes]:
+        """Tensor keys as `tf.train.list_variables` shows them: no header, no slice keys."""
+        return [k for k in self.entries if not k.startswith(_SLICE_KEY_PREFIX)]
+
+    def shape(self, key: bytes) -> tuple[int, ...]:
+        entry = self.entries[key]
+        dims = tuple(int(d.size) for d in entry.shape.dim)
+        if any(d < 0 for d in dims):
+            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has negative dimension in shape {list(dims)}")
+        return dims
+
+    def dtype(self, key: bytes) -> str:
+        return dtype_label(int(self.entries[key].dtype))
+
+    def nbytes(self, key: bytes) -> int:
+        entry = self.entries[key]
+        if entry.slices:
+            size = itemsize(self.dtype(key)) if self.dtype(key) in TF_DTYPE_NAMES.values() else None
+            return math.prod(self.shape(key)) * size if size else 0
+        return int(entry.size)
+
+    def shards(self) -> list[ShardInfo]:
+        infos = []
+        for path in self.shard_paths:
+            try:
+                infos.append(ShardInfo(str(path), path.stat().st_size, True))
+            except OSError:
+                infos.append(ShardInfo(str(path), 0, False))
+        return infos
+
+    def problems(self) -> list[str]:
+        """Notes about data that cannot be read, found from the index and file sizes only."""
+        notes = []
+        shards = self.shards()
+        for info in shards:
+            if not info.present:
+                notes.append(f"data shard {info.path} is missing: tensors stored there cannot be read")
+        needed: dict[int, int] = {}
+        for entry in self.entries.values():
+            if not entry.slices:
+                needed[entry.shard_id] = max(needed.get(entry.shard_id, 0), entry.offset + entry.size)
+        for shard_id, end in sorted(needed.items()):
+            if 0 <= shard_id < len(shards) and shards[shard_id].present and shards[shard_id].bytes < end:
+                notes.append(
+                    f"data shard {shards[shard_id].path} is {shards[shard_id].bytes} bytes but the index needs {end}: "
+                    "it is truncated"
+                )
+        return notes
+
+    # -- reading ------------------------------------------------------------------
+    def _map(self, shard_id: int, key: bytes) -> mmap.mmap | None:
+        if shard_id in self._maps:
+            return self._maps[shard_id]
+        path = self.shard_paths[shard_id]
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            raise MissingData(
+                f"{path}: data shard {shard_id} of {self.num_shards} is missing; tensor {key_text(key)!r} is stored "
+                "there (copy the complete checkpoint: the .index and every .data file)"
+            ) from None
+        except OSError as exc:
+            raise MissingData(f"{path}: cannot open data shard ({exc.strerror}); tensor {key_text(key)!r} is stored there") from None
+        with handle:
+            size = path.stat().st_size
+            # mmap refuses empty files; an empty shard can only serve empty tensors.  The map keeps
+            # its own descriptor, so the file object can be closed at once.
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        self._maps[shard_id] = mapped
+        return mapped
+
+    def _raw(self, key: bytes, entry: Any) -> bytes:
+        shard_id, offset, size = int(entry.shard_id), int(entry.offset), int(entry.size)
+        if not 0 <= shard_id < self.num_shards:
+            raise CorruptArtifact(
+                f"{self.index_path}: tensor {key_text(key)!r} is in shard {shard_id}; expected 0..{self.num_shards - 1}"
+            )
+        if offset < 0 or size < 0:
+            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has offset {offset} and size {size}; expected non-negative")
+        mapped = self._map(shard_id, key)
+        available = len(mapped) if mapped is not None else 0
+        if offset + size > available:
+            raise MissingData(
+                f"{self.shard_paths[shard_id]}: data shard is {available} bytes but tensor {key_text(key)!r} needs "
+                f"bytes {offset}..{offset + size}; the shard is truncated (copy it again)"
+            )
+        data = mapped[offset : offset + size] if size else b""
+        if int(entry.dtype) == _STRING:
+            return data  # its checksum covers a re-encoding of the lengths: verified while decoding
+        actual = crc32c(data)
+        if actual != unmask(entry.crc32c):
+            raise ChecksumMismatch(
+                f"{self.shard_paths[shard_id]}: CRC32C of tensor {key_text(key)!r} is 0x{actual:08x}; expected "
+                f"0x{unmask(entry.crc32c):08x} from the index (the data shard is damaged)"
+            )
+        return data
+
+    def read(self, key: str | bytes) -> np.ndarray:
+        """The full value of tensor `key` (assembled from slices for partitioned variables)."""
+        bkey = key_bytes(key) if isinstance(key, str) else key
+        if bkey not in self.entries or bkey.startswith(_SLICE_KEY_PREFIX):
+            raise KeyError(key_text(bkey))
+        entry = self.entries[bkey]
+        if entry.slices:
+            return self._read_sliced(bkey, entry)
+        return self._decode(bkey, entry, self.shape(bkey), self._raw(bkey, entry))
+
+    def _decode(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+        code = int(entry.dtype)
+        name = dtype_label(code)
+        if code == _STRING:
+            return self._decode_strings(key, entry, shape, data)
+        if code not in TF_DTYPE_NAMES or name in ("resource", "variant"):
+            raise UnsupportedFeature(
+                f"{self.index_path}: tensor {key_text(key)!r} has dtype {name}; ckit reads numeric, bool and string tensors only"
+            )
+        dtype = numpy_dtype(name)
+        expected = math.prod(shape) * itemsize(name)
+        if len(data) != expected:
+            raise CorruptArtifact(
+                f"{self.index_path}: tensor {key_text(key)!r} ({name} {list(shape)}) has {len(data)} stored bytes; "
+                f"expected {expected}"
+            )
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    def _decode_strings(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+        count = math.prod(shape)
+        view = memoryview(data)
+        lengths = []
+        pos = 0
+        for _ in range(count):
+            value, pos = read_varint(view, pos, len(data), f"string lengths of tensor {key_text(key)!r}", self.index_path)
+            lengths.append(value)
+        if pos + 4 > len(data) and count:
+            raise CorruptArtifact(f"{self.index_path}: string tensor {key_text(key)!r} ends inside its length table")
+        where = self.shard_paths[int(entry.shard_id)]
+        entry_crc = 0
+        if count:
+            as_u32 = struct.pack(f"<{count}I", *(n & 0xFFFFFFFF for n in lengths))
+            stored = unmask(struct.unpack_from("<I", data, pos)[0])
+            actual = crc32c(as_u32)
+            if stored != actual:
+                raise ChecksumMismatch(
+                    f"{where}: CRC32C of the string lengths of tensor {key_text(key)!r} is 0x{actual:08x}; "
+                    f"expected 0x{stored:08x} (the data shard is damaged)"
+                )
+            entry_crc = crc32c(data[pos : pos + 4], crc32c(as_u32))
+            pos += 4
+        # tensor_bundle.cc: the entry checksum covers lengths as uint32, the length checksum, then the bytes.
+        entry_crc = crc32c(data[pos:], entry_crc)
+        if entry_crc != unmask(entry.crc32c):
+            raise ChecksumMismatch(
+                f"{where}: CRC32C of tensor {key_text(key)!r} is 0x{entry_crc:08x}; expected "
+                f"0x{unmask(entry.crc32c):08x} from the index (the data shard is damaged)"
+            )
+        if pos + sum(lengths) != len(data):
+            raise CorruptArtifact(
+                f"{self.index_path}: string tensor {key_text(key)!r} has {len(data) - pos} payload bytes; "
+                f"expected {sum(lengths)} from its lengths"
+            )
+        out = np.empty(count, dtype=object)
+        for i, n in enumerate(lengths):
+            out[i] = data[pos : pos + n]
+            pos += n
+        return out.reshape(shape)
+
+    def _read_sliced(self, key: bytes, entry: Any) -> np.ndarray:
+        shape = self.shape(key)
+        name = dtype_label(int(entry.dtype))
+        if int(entry.dtype) == _STRING:
+            raise UnsupportedFeature(f"{self.index_path}: partitioned string variable {key_text(key)!r}; ckit cannot assemble it")
+        result = np.zeros(shape, dtype=numpy_dtype(name))
+        covered = 0
+        for piece in entry.slices:
+            if len(piece.extent) != len(shape):
+                raise CorruptArtifact(
+                    f"{self.index_path}: slice of {key_text(key)!r} has rank {len(piece.extent)}; expected {len(shape)}"
+                )
+            extents, index = [], []
+            for dim, ext in zip(shape, piece.extent):
+                full = not ext.HasField("length")
+                start, length = (0, dim) if full else (int(ext.start), int(ext.length))
+                if start < 0 or length < 0 or start + length > dim:
+                    raise CorruptArtifact(
+                        f"{self.index_path}: slice [{start}:{start + length}] of {key_text(key)!r} lies outside dimension {dim}"
+                    )
+                extents.append((0, -1) if full else (start, length))
+                index.append(slice(start, start + length))
+            skey = slice_key(key, extents)
+            sub = self.entries.get(skey)
+            if sub is None:
+                raise CorruptArtifact(
+                    f"{self.index_path}: slice {extents} of partitioned variable {key_text(key)!r} has no entry; "
+                    "the index is incomplete"
+                )
+            part_shape = tuple(s.stop - s.start for s in index)
+            result[tuple(index)] = self._decode(skey, sub, part_shape, self._raw(skey, sub))
+            covered += math.prod(part_shape)
+        if covered != math.prod(shape):
+            raise CorruptArtifact(
+                f"{self.index_path}: slices of {key_text(key)!r} cover {covered} of {math.prod(shape)} elements"
+            )
+        return result
+
+    def close(self) -> None:
+        for mapped in self._maps.values():
+            if mapped is not None:
+                mapped.close()
+        self._maps.clear()
+
+
+def _has_optimizer_suffix(name: str) -> bool:
+    # TF1 slot variables are named <var>/<OptimizerName>[_N] (tf.compat.v1.train.Optimizer._get_or_make_slot).
+    return bool(
+        re.search(r"/(Adam|Adagrad|AdagradDA|Adadelta|RMSProp|Momentum|Ftrl|ProximalAdagrad|Nadam|Adamax)(_\d+)?(/|$)", name)
+        or re.match(r"^(beta1_power|beta2_power)(_\d+)?$", name)
+    )
+
+
+def tf1_role(name: str) -> str:
+    """Role of a variable in a checkpoint without an object graph (TF1 Saver), from its name."""
+    if name == "global_step" or name.endswith("/global_step"):
+        return "counter"
+    if _has_optimizer_suffix(name):
+        return "optimizer"
+    return "weight"
+
+
+def tf2_key_role(key: str) -> str:
+    """Role of a TF2 key when its object graph cannot be read: key patterns are all that is left."""
+    if key == OBJECT_GRAPH_KEY:
+        return "metadata"
+    if key.startswith("optimizer/") or "/.OPTIMIZER_SLOT/" in key:
+        return "optimizer"
+    if key.split("/", 1)[0] in ("save_counter", "global_step"):
+        return "counter"
+    if key.startswith("keras_api/"):
+        return "other"
+    return "weight"
+
+
+def bundle_tensors(
+    bundle: BundleReader, layer_names: dict[int, str] | None = None
+) -> tuple[list[TensorInfo], list[str], dict[str, Any], dict[str, Any]]:
+    """TensorInfos of a bundle (roles from its object graph if any), layers, producer and metadata.
+
+    `layer_names` maps object-graph node ids to layer names known from other metadata.
+    """
+    from .object_graph import describe
+
+    keys = bundle.keys()
+    graph_bytes: bytes | None = None
+    tensors: list[TensorInfo] = []
+    producer: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"bundle_version": int(bundle.header.version.producer), "num_shards": bundle.num_shards}
+    layers: list[str] = []
+    has_graph = key_bytes(OBJECT_GRAPH_KEY) in bundle.entries
+    if has_graph:
+        # The object graph is the one tensor read to build the manifest: it is the map of the rest.
+        try:
+            graph_bytes = bundle.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+        except CkitError as exc:
+            metadata["object_graph_error"] = str(exc)
+    if graph_bytes is not None:
+        described = describe(graph_bytes, [key_text(k) for k in keys], str(bundle.index_path), layer_names)
+        producer["framework"] = described.framework
+        metadata["object_graph_nodes"] = described.node_count
+        layers = described.layers
+        for key in keys:
+            text = key_text(key)
+            info = described.keys.get(text)
+            tensors.append(
+                TensorInfo(
+                    key=text,
+                    name=info.name if info else text.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""),
+                    dtype=bundle.dtype(key),
+                    shape=bundle.shape(key),
+                    nbytes=bundle.nbytes(key),
+                    role=info.role if info else ("metadata" if text == OBJECT_GRAPH_KEY else "other"),
+                    layer=info.layer if info else None,
+                    index=info.index if info else None,
+                )
+            )
+    else:
+        producer["framework"] = "tensorflow" if has_graph or not keys else "tensorflow (TF1 Saver)"
+        for key in keys:
+            text = key_text(key)
+            tensors.append(
+                TensorInfo(
+                    key=text, name=strip_key(text), dtype=bundle.dtype(key), shape=bundle.shape(key),
+                    nbytes=bundle.nbytes(key), role=tf2_key_role(text) if has_graph else tf1_role(text),
+                )
+            )
+        if any(bundle.entries[k].slices for k in keys):
+            metadata["partitioned_variables"] = sorted(key_text(k) for k in keys if bundle.entries[k].slices)
+    return tensors, layers, producer, metadata
+
+
+class BundleArtifact(ReaderBase):
+    """An opened TF checkpoint: manifest from the index, tensors from the data shards."""
+
+    def __init__(self, path: Path) -> None:
+        self.prefix = resolve_prefix(path)
+        if not index_path(self.prefix).exists():
+            raise MissingData(
+                f"{path}: no index file {index_path(self.prefix)}; expected a TensorFlow checkpoint "
+                "(pass the prefix, the .index file, a .data file or the checkpoint directory)"
+            )
+        self.bundle = BundleReader(self.prefix)
+        try:
+            tensors, layers, producer, metadata = bundle_tensors(self.bundle)
+        except BaseException:
+            self.bundle.close()
+            raise
+        notes = self.bundle.problems()
+        if "object_graph_error" in metadata:
+            notes.append("the object graph could not be read: roles and names are guessed from the keys")
+        given = Path(path)
+        if given.name.endswith(INDEX_SUFFIX) or DATA_SUFFIX_RE.search(given.name):
+            notes.append(f"read as the checkpoint prefix {self.prefix} (the path named one of its files)")
+        self.manifest = Manifest(
+            format="tf-checkpoint",
+            path=str(self.prefix),
+            tensors=tuple(tensors),
+            producer=producer,
+            metadata=metadata,
+            layers=tuple(layers),
+            shards=tuple(self.bundle.shards()),
+            notes=tuple(notes),
+        )
+
+    def read_tensor(self, key: str) -> np.ndarray:
+        return self.bundle.read(key)
+
+    def close(self) -> None:
+        self.bundle.close()
+
+
+class TFCheckpointFormat:
+    """The `Format` for TensorFlow checkpoints (tensor bundles)."""
+
+    name = "tf-checkpoint"
+    description = "TensorFlow checkpoint (tensor bundle: PREFIX.index + PREFIX.data-*)"
+    suffixes = (".index", ".data-00000-of-00001")
+
+    def sniff(self, path: Path) -> bool:
+        try:
+            prefix = resolve_prefix(path)
+        except (CkitError, OSError):
+            return False
+        return has_table_magic(index_path(prefix))
+
+    def open(self, path: Path) -> BundleArtifact:
+        return BundleArtifact(Path(path))
+
+
+TF_CHECKPOINT = TFCheckpointFormat()

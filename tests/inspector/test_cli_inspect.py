@@ -1,0 +1,158 @@
+"""`ckinspect` end to end: every fixture format, JSON, verify, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from inspector.cli import main
+from tests.conftest import FIXTURES
+
+ARTIFACTS = [
+    ("seed/tf_keras/weights.h5", "h5-weights"),
+    ("seed/tf_keras/model.h5", "h5-model"),
+    ("seed/tf_keras/ckpt/weights", "tf-checkpoint"),
+    ("seed/tf_keras/ckpt/weights.index", "tf-checkpoint"),
+    ("seed/tf_keras/ckpt/weights.data-00000-of-00001", "tf-checkpoint"),
+    ("seed/tf_keras/ckpt", "tf-checkpoint"),
+    ("seed/tf_keras/saved_model", "saved-model"),
+    ("seed/keras3/model.weights.h5", "keras3-weights"),
+    ("seed/keras3/sharded/model.weights.json", "keras3-weights"),
+    ("seed/keras3/model.keras", "keras3-model"),
+    ("seed/keras3/legacy.h5", "h5-model"),
+]
+
+
+@pytest.mark.parametrize("relative,expected_format", ARTIFACTS)
+def test_dump_json_names_format_and_weights(capsys, relative, expected_format):
+    assert main(["dump", "--json", str(FIXTURES / relative)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["schema"] == "ckit.manifest/1"
+    assert document["format"] == expected_format
+    weights = [t for t in document["tensors"] if t["role"] == "weight"]
+    # The seed model: Dense(784->128) and Dense(128->10), kernel and bias each.
+    assert sorted(tuple(t["shape"]) for t in weights) == [(10,), (128,), (128, 10), (784, 128)]
+    assert document["totals"]["parameters"] == 784 * 128 + 128 + 128 * 10 + 10
+
+
+@pytest.mark.parametrize("relative,expected_format", ARTIFACTS[:3])
+def test_dump_table_lists_every_tensor(capsys, relative, expected_format):
+    assert main(["dump", str(FIXTURES / relative)]) == 0
+    out = capsys.readouterr().out
+    assert f"format:     {expected_format}" in out
+    assert "parameters: 101,770" in out
+    assert "KEY" in out and "ROLE" in out
+
+
+def test_verify_good_checkpoint(capsys):
+    assert main(["verify", str(FIXTURES / "seed/tf_keras/ckpt/weights")]) == 0
+    assert capsys.readouterr().out.startswith("OK: tf-checkpoint")
+
+
+def test_verify_names_the_damaged_tensor(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "seed/tf_keras/ckpt", ckpt)
+    from inspector.formats.tf_bundle import BundleReader
+
+    key = "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    bundle = BundleReader(ckpt / "weights")
+    entry = bundle.entries[key.encode()]
+    middle = entry.offset + entry.size // 2
+    bundle.close()
+    data = ckpt / "weights.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[middle] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    assert main(["verify", str(ckpt / "weights")]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED  layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE" in out
+    assert "FAILED (1 damaged)" in out
+
+
+def test_dump_lists_index_when_data_is_missing(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "seed/tf_keras/ckpt", ckpt)
+    (ckpt / "weights.data-00000-of-00001").unlink()
+    assert main(["dump", str(ckpt / "weights")]) == 0
+    out = capsys.readouterr().out
+    assert "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE" in out
+    assert "data shard missing" in out
+    assert main(["verify", str(ckpt / "weights")]) == 1
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"", "not a recognised artifact"),
+        (b"\x00" * 100, "not a recognised artifact"),
+        (bytes(range(256)) * 40, "not a recognised artifact"),
+    ],
+    ids=["empty", "zeros", "random"],
+)
+def test_bad_input_is_one_line_error(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(content)
+    assert main(["dump", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("ckinspect: error: ") and expected in err and str(path) in err
+
+
+def test_truncated_index_is_one_line_error(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "seed/tf_keras/ckpt", ckpt)
+    index = ckpt / "weights.index"
+    index.write_bytes(index.read_bytes()[:-10])
+    assert main(["dump", "--format", "tf-checkpoint", str(ckpt / "weights")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights.index" in err
+
+
+def test_unknown_format_name_lists_the_known_ones(capsys):
+    assert main(["dump", "--format", "onnx", str(FIXTURES / "seed/tf_keras/weights.h5")]) == 1
+    err = capsys.readouterr().err
+    assert "format 'onnx' is not known" in err and "tf-checkpoint" in err
+
+
+def test_debug_shows_traceback(tmp_path):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(b"junk")
+    with pytest.raises(Exception, match="not a recognised artifact"):
+        main(["--debug", "dump", str(path)])
+
+
+def test_usage_error_exits_2(capsys):
+    assert main(["dump"]) == 2
+
+
+def test_dump_of_checkpoint_imports_neither_tensorflow_nor_h5py():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['tf_keras'] = None\n"
+        "from inspector.cli import main\n"
+        f"rc = main(['dump', {str(FIXTURES / 'seed/tf_keras/ckpt/weights')!r}])\n"
+        "assert rc == 0, rc\n"
+        "assert 'h5py' not in sys.modules, 'h5py imported for a TF checkpoint'\n"
+        "print('clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("clean")
+
+
+def test_hdf5_dump_works_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['tf_keras'] = None\n"
+        "from inspector.cli import main\n"
+        f"for p in {[str(FIXTURES / a) for a, _ in ARTIFACTS]!r}:\n"
+        "    assert main(['dump', '--json', p]) == 0, p\n"
+        "print('clean')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("clean")
