@@ -182,6 +182,17 @@ def _move_into_place(paths: tuple[Path, ...], staging: Path, parent: Path, force
     return [final for _, final in finals]
 
 
+def _pair_up(expected: list[WeightRef], produced: list) -> list:
+    """The output tensor that should hold each expected weight: by canonical name when names are
+    unambiguous on both sides (a reader may only guess layer order, e.g. Keras 3 weights files),
+    else by position."""
+    by_name = {t.name: t for t in produced}
+    names = [ref.name for ref in expected]
+    if len(by_name) == len(produced) and len(set(names)) == len(names) and all(n in by_name for n in names):
+        return [by_name[n] for n in names]
+    return produced
+
+
 def _verify_output(layout: ModelLayout, recording: _RecordingReader, written: Path, target: str) -> None:
     """Re-read the output with ckit's own reader; every weight must match what the writer was given."""
     expected = layout.flat_weights()
@@ -196,6 +207,7 @@ def _verify_output(layout: ModelLayout, recording: _RecordingReader, written: Pa
                     f"verification failed: {written.name} holds {len(produced)} model weights after writing, "
                     f"expected {len(expected)}; this is a ckit bug: please report it (--no-verify skips the check)"
                 )
+            produced = _pair_up(expected, produced)
             for ref, tensor in zip(expected, produced):
                 got = _digest(reader.read_tensor(tensor.key))
                 want = recording.digests.get(ref.source_key)

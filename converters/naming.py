@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -21,9 +20,6 @@ from inspector.errors import MappingError
 from inspector.manifest import Manifest, TensorInfo
 
 from .layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
-
-_TRAILING_NUMBER = re.compile(r"_\d+$")
-
 
 def weight_ref(tensor: TensorInfo) -> WeightRef:
     return WeightRef(name=tensor.name, dtype=tensor.dtype, shape=tensor.shape, source_key=tensor.key)
@@ -73,9 +69,9 @@ def config_layers(config: dict[str, Any] | None) -> dict[str, str]:
 
 def class_from_layer_name(layer_name: str) -> str | None:
     """Guess a Keras class from a default layer name ("batch_normalization_3" -> BatchNormalization)."""
-    from inspector.keras_names import class_for_snake_name
+    from inspector.keras_names import class_for_group
 
-    return class_for_snake_name(_TRAILING_NUMBER.sub("", layer_name))
+    return class_for_group(layer_name)
 
 
 # -- manifest -> layout ----------------------------------------------------
@@ -96,14 +92,18 @@ def _node_for(layer_name: str, class_name: str | None, tensors: list[TensorInfo]
             _node_for(prefix, class_from_layer_name(prefix), [_as_tensor(r) for r in group])
             for prefix, group in _group_in_order(refs, lambda r: r.name.split("/", 1)[0])
         )
-        return LayerNode(name=layer_name, class_name=class_name or "Functional", children=children)
+        # Nothing in a weights-only file tells a nested Sequential from a nested Functional model;
+        # Sequential (the usual head or block) is the guess, and --model settles it.
+        return LayerNode(name=layer_name, class_name=class_name or "Sequential", children=children)
     deep = all(r.name.count("/") >= 2 for r in refs)
     if deep and (class_name in RNN_CLASSES or class_name is None):
+        from inspector.keras_names import cell_class
+
         cell_name = refs[0].name.split("/")[1]
         return LayerNode(
             name=layer_name,
             class_name=class_name,
-            children=(LayerNode(name=cell_name, class_name=None, weights=tuple(refs)),),
+            children=(LayerNode(name=cell_name, class_name=cell_class(class_name), weights=tuple(refs)),),
         )
     return LayerNode(name=layer_name, class_name=class_name, weights=tuple(refs))
 

@@ -23,6 +23,7 @@ _FORMAT_MODULES: dict[str, tuple[str, str]] = {
     "keras3-weights": ("hdf5_keras3", "KERAS3_WEIGHTS"),
     "h5-model": ("hdf5_keras2", "H5_MODEL"),
     "h5-weights": ("hdf5_keras2", "H5_WEIGHTS"),
+    "safetensors": ("safetensors", "SAFETENSORS"),
 }
 
 FORMAT_IDS: tuple[str, ...] = tuple(_FORMAT_MODULES)

@@ -44,11 +44,13 @@ def fetch(layout: ModelLayout, ref: WeightRef) -> "np.ndarray":
     """
     import numpy as np
 
-    from inspector.dtypes import dtype_name
+    from inspector.dtypes import _STORAGE_ALIASES, dtype_name
     from inspector.errors import MappingError
 
     value = np.asarray(layout.read(ref.source_key))
-    if tuple(value.shape) != tuple(ref.shape) or dtype_name(value.dtype) != ref.dtype:
+    # Quantized TF types ("qint8") arrive as their storage integers.
+    expected = _STORAGE_ALIASES.get(ref.dtype, ref.dtype)
+    if tuple(value.shape) != tuple(ref.shape) or dtype_name(value.dtype) != expected:
         raise MappingError(
             f"tensor '{ref.name}' (source key '{ref.source_key}') read as {dtype_name(value.dtype)}"
             f"{list(value.shape)}, but the layout declares {ref.dtype}{list(ref.shape)}; "

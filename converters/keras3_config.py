@@ -1,0 +1,284 @@
+"""Keras 3 model configs for Keras 3 writers: taken as is, or translated from a Keras 2 (tf_keras) config.
+
+Translation lets Keras 3 itself rebuild the model from the legacy config (the
+path `keras.models.load_model` takes for a legacy `.h5`), then serializes the
+rebuilt model.  The rebuilt model is returned as well: it is the authority for
+the weight paths Keras 3 will look up (`layers/<snake_case class>/vars/<i>`).
+Before anything is deserialized the config is checked, so a Lambda layer or a
+custom class is refused by name instead of being executed or guessed at.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
+
+from .layout import ModelLayout
+
+_PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
+
+# Modules a Keras 2 or 3 config names for Keras's own classes.
+_KERAS_MODULE_PREFIXES = ("keras", "tf_keras")
+
+
+@dataclass(frozen=True)
+class Keras3Config:
+    """A Keras 3 serialized model and the Keras 3 model it describes."""
+
+    config: dict[str, Any]  # {"module", "class_name", "config", "registered_name", "build_config", ...}
+    model: Any  # keras.Model rebuilt from `config` (uncompiled)
+
+
+def keras3_model_config(layout: ModelLayout) -> Keras3Config:
+    """Return the Keras 3 config of the layout's model, translating a Keras 2 config when needed."""
+    model_config = layout.model_config
+    if not model_config or not model_config.get("config"):
+        raise MappingError(
+            f"the {layout.source_format or 'source'} artifact carries no model config, and a Keras 3 "
+            f"model archive needs one; {_PASS_MODEL}"
+        )
+    schema = model_config.get("schema")
+    config = _decode_json_markers(model_config["config"])
+    if schema not in ("keras2", "keras3"):
+        raise MappingError(
+            f"model config schema {schema!r} is unknown; expected 'keras2' or 'keras3'; {_PASS_MODEL}"
+        )
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        raise MappingError(
+            f"the {schema} model config is not a serialized Keras model (no 'class_name'/'config' keys); "
+            f"{_PASS_MODEL}"
+        )
+    check_config_safe(config)
+    keras = require("keras", "keras3", "Writing Keras 3 files")
+    from keras.src.saving import serialization_lib
+
+    from keras.src.legacy.saving import saving_options, saving_utils
+
+    if schema == "keras3" and "module" in config:
+        try:
+            model = keras.saving.deserialize_keras_object(copy.deepcopy(config), safe_mode=True)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise MappingError(
+                f"Keras 3 could not rebuild the model from its keras3 config ({type(exc).__name__}: "
+                f"{_first_line(exc)}); {_PASS_MODEL}"
+            ) from exc
+        return Keras3Config(config=copy.deepcopy(config), model=model)
+    # Keras 2 configs, and Keras 3 configs in the legacy form (no "module" keys) that
+    # Keras 3 writes into `.h5` model files, go through Keras 3's legacy loader.
+
+    legacy = copy.deepcopy(config)
+    _fix_legacy_layers(legacy)
+    try:
+        with saving_options.keras_option_scope(use_legacy_config=True), serialization_lib.SafeModeScope(True):
+            model = saving_utils.model_from_config(legacy)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MappingError(
+            f"Keras 3 could not rebuild the model from its {schema} config ({type(exc).__name__}: "
+            f"{_first_line(exc)}); {_PASS_MODEL}"
+        ) from exc
+    with serialization_lib.ObjectSharingScope():
+        serialized = serialization_lib.serialize_keras_object(model)
+    return Keras3Config(config=serialized, model=model)
+
+
+def check_config_safe(config: dict[str, Any]) -> None:
+    """Refuse Lambda layers and classes Keras would have to import from outside Keras."""
+    known = _known_class_names()
+    for obj, layer_name in _serialized_objects(config, None):
+        class_name = obj["class_name"]
+        where = f"layer {layer_name!r}" if layer_name else "the model config"
+        if class_name in ("Lambda", "__lambda__"):
+            raise UnsafeArtifact(
+                f"{where} is a Lambda layer, whose config holds Python bytecode that ckit will not run; "
+                f"rebuild the model in code and {_PASS_MODEL}"
+            )
+        module = obj.get("module")
+        registered = obj.get("registered_name")
+        custom = (
+            (isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES))
+            or (isinstance(registered, str) and registered != class_name)
+            or class_name not in known
+        )
+        if custom:
+            raise UnsafeArtifact(
+                f"{where} uses class {registered or class_name!r}, which is not a built-in Keras class; "
+                f"ckit does not import custom code from a config; {_PASS_MODEL}"
+            )
+
+
+def _serialized_objects(node: Any, layer_name: str | None) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every serialized Keras object in a config, with the name of the layer that holds it."""
+    if isinstance(node, dict):
+        if isinstance(node.get("class_name"), str) and "config" in node:
+            inner = node["config"]
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str) and _looks_like_layer(node):
+                layer_name = inner["name"]
+            yield node, layer_name
+            yield from _serialized_objects(inner, layer_name)
+            return
+        for value in node.values():
+            yield from _serialized_objects(value, layer_name)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _serialized_objects(value, layer_name)
+
+
+# Serialized objects that carry a "name" in their config but are not layers.
+_NON_LAYER_MODULES = tuple(
+    f"{root}.{kind}"
+    for root in ("keras", "keras.src", "tf_keras")
+    for kind in ("initializers", "regularizers", "constraints", "optimizers", "losses", "metrics", "dtype_policies")
+)
+
+
+def _looks_like_layer(node: dict[str, Any]) -> bool:
+    module = node.get("module")
+    if isinstance(module, str) and module.startswith(_NON_LAYER_MODULES):
+        return False
+    return not node["class_name"].endswith("Policy")
+
+
+_KNOWN: frozenset[str] | None = None
+
+
+def _known_class_names() -> frozenset[str]:
+    """Class names Keras 3 resolves itself (layers, models, initializers, ...)."""
+    global _KNOWN
+    if _KNOWN is None:
+        keras = require("keras", "keras3", "Writing Keras 3 files")
+        names: set[str] = {"Functional", "Model", "Sequential", "DTypePolicy", "FloatDTypePolicy", "Policy"}
+        for namespace in (
+            keras.layers,
+            keras.initializers,
+            keras.regularizers,
+            keras.constraints,
+            keras.activations,
+            keras.dtype_policies,
+            keras.optimizers,
+            keras.losses,
+            keras.metrics,
+        ):
+            names.update(n for n in dir(namespace) if not n.startswith("_"))
+        _KNOWN = frozenset(names)
+    return _KNOWN
+
+
+def _decode_json_markers(node: Any) -> Any:
+    """Undo tf_keras's JSON encoder markers (`{"class_name": "__tuple__", "items": [...]}`) as Keras does.
+
+    Configs read raw from a `.h5` `model_config` attribute carry them; the
+    Keras 3 deserializer expects plain lists.  Returns a new structure.
+    """
+    if isinstance(node, list):
+        return [_decode_json_markers(item) for item in node]
+    if isinstance(node, dict):
+        if node.get("class_name") == "__tuple__" and isinstance(node.get("items"), list):
+            return [_decode_json_markers(item) for item in node["items"]]
+        return {key: _decode_json_markers(value) for key, value in node.items()}
+    return node
+
+
+def _fix_legacy_layers(node: Any) -> None:
+    """Apply Keras 3's legacy fix-ups to every layer, not just the top one.
+
+    `saving_utils.model_from_config` rewrites `batch_input_shape` and a one-item
+    `axis` list only on the config it is handed; layers inside a Sequential or
+    Functional config that carry a "module" key (every tf_keras >= 2.13 config)
+    go through the Keras 3 deserializer untouched and fail
+    (`Embedding(batch_input_shape=...)`, `BatchNormalization(axis=[3])`).
+    """
+    if isinstance(node, list):
+        for item in node:
+            _fix_legacy_layers(item)
+        return
+    if not isinstance(node, dict):
+        return
+    inner = node.get("config")
+    if isinstance(node.get("class_name"), str) and isinstance(inner, dict):
+        layers = inner.get("layers")
+        if node["class_name"] == "Sequential" and isinstance(layers, list) and layers:
+            _sequential_input(inner, layers)
+        if node["class_name"] == "InputLayer":
+            if "batch_input_shape" in inner:
+                inner["batch_shape"] = inner.pop("batch_input_shape")
+        elif isinstance(inner.get("batch_input_shape"), list) and "layers" not in inner:
+            # The model's InputLayer (added by _sequential_input when missing) carries the shape.
+            inner.pop("batch_input_shape")
+        axis = inner.get("axis")
+        if isinstance(axis, list) and len(axis) == 1 and isinstance(axis[0], int):
+            inner["axis"] = axis[0]
+        if "time_major" in inner:
+            if inner["time_major"]:
+                raise UnsupportedFeature(
+                    f"layer {inner.get('name')!r} is time-major (time_major=True), which Keras 3 RNN layers do "
+                    f"not support; {_PASS_MODEL}"
+                )
+            del inner["time_major"]  # tf_keras-only switch, always False by default
+        if isinstance(layers, list) and ("output_layers" in inner or "input_layers" in inner):
+            _fix_nested_model_nodes(inner, layers)
+    for value in node.values():
+        _fix_legacy_layers(value)
+
+
+def _fix_nested_model_nodes(inner: dict[str, Any], layers: list[Any]) -> None:
+    """Renumber references to nested models' nodes the way Keras 3 counts them.
+
+    tf_keras gives a nested model built on its own `Input` an internal node 0
+    and refers to its first call in the outer model as node 1 (e.g.
+    `output_layers: [["head", 1, 0]]`) while listing only that one call in
+    `inbound_nodes`; Keras 3 has no internal node, so the call is node 0.
+    """
+    calls = {}
+    for layer in layers:
+        if isinstance(layer, dict) and layer.get("class_name") in ("Sequential", "Functional", "Model"):
+            nodes = layer.get("inbound_nodes")
+            name = layer.get("name") or (layer.get("config") or {}).get("name")
+            if isinstance(nodes, list) and name:
+                calls[name] = len(nodes)
+
+    def fix(ref: Any) -> None:
+        if (
+            isinstance(ref, list)
+            and len(ref) >= 3
+            and ref[0] in calls
+            and isinstance(ref[1], int)
+            and 0 < ref[1]
+            and ref[1] >= calls[ref[0]]
+        ):
+            ref[1] -= 1
+
+    for key in ("input_layers", "output_layers"):
+        refs = inner.get(key)
+        if isinstance(refs, list):
+            if refs and isinstance(refs[0], str):
+                fix(refs)
+            for ref in refs:
+                fix(ref)
+    for layer in layers:
+        for node in (layer.get("inbound_nodes") or []) if isinstance(layer, dict) else []:
+            if isinstance(node, list):
+                for ref in node:
+                    fix(ref)
+
+
+def _sequential_input(inner: dict[str, Any], layers: list[Any]) -> None:
+    """Give a Keras 2 Sequential that was built from `input_shape=` an explicit InputLayer."""
+    first = layers[0]
+    if not isinstance(first, dict) or first.get("class_name") == "InputLayer":
+        return
+    shape = (first.get("config") or {}).get("batch_input_shape") or inner.get("build_input_shape")
+    if not isinstance(shape, list):
+        return
+    dtype = (first.get("config") or {}).get("dtype")
+    layer_config = {"batch_shape": shape, "name": f"{inner.get('name', 'sequential')}_input"}
+    if isinstance(dtype, str):
+        layer_config["dtype"] = dtype
+    layers.insert(0, {"class_name": "InputLayer", "config": layer_config})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,377 @@
+"""Writer for Keras 3 weight files: `X.weights.h5`, or sharded `X.weights.json` plus `X_0000N.weights.h5`.
+
+Keras 3 loads these by path, not by layer name: each layer's variables live
+at `layers/<snake_case class, numbered _1, _2 per container>/vars/<i>`, nested
+models under `.../layers/...`, an RNN's under `.../cell/vars`.  Every layer,
+with weights or not, gets a `vars` group whose `name` attribute is the layer's
+own name, and the model itself gets the root `vars`; that is what
+`model.save_weights` writes in Keras 3.15, and we write the same.
+
+When the layout carries a model config, the Keras 3 model rebuilt from it
+(`converters.keras3_config`) is the authority: Keras's own state walk is run
+against a recording store to learn every group path.  Without a config the
+paths are derived from the layer classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
+
+from inspector.keras_names import (
+    class_for_group,
+    default_cell_name,
+    strip_number,
+    to_snake_case,
+    unique_group_names,
+)
+
+from ..layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
+from .base import WriteOptions, WriteResult
+
+# Keras's default `max_shard_size` for `save_weights("X.weights.json")` is 5 GB (GiB).
+DEFAULT_SHARD_BYTES = 5 * 1024**3
+
+OPTIMIZER_NOTE = (
+    "optimizer state was dropped: Keras 3 optimizers keep different variables than tf_keras's, "
+    "so the target starts training with a fresh optimizer"
+)
+
+_PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One `vars` group of a Keras 3 weights file."""
+
+    path: str  # "layers/dense_1" ("" for the model's own root `vars`)
+    name: str | None  # the layer's own name, stored as the group's `name` attribute
+    weights: tuple[WeightRef, ...]  # written as vars/0, vars/1, ... in this order
+
+
+class Keras3WeightsWriter:
+    """`keras3-weights`: what Keras 3 `model.save_weights` writes, minus optimizer state."""
+
+    name = "keras3-weights"
+    description = "Keras 3 weights (.weights.h5, or sharded .weights.json + .weights.h5 shards)"
+    suffixes = (".weights.h5", ".weights.json")
+
+    def write(self, layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:
+        dst = Path(dst)
+        if not dst.name.endswith(self.suffixes):
+            raise UnsupportedFeature(
+                f"keras3-weights writes files named '*.weights.h5' or '*.weights.json' (Keras 3 refuses "
+                f"other names), got '{dst.name}'; rename the destination"
+            )
+        plan, notes = plan_for_layout(layout)
+        notes += optimizer_notes(layout)
+        sharded = dst.name.endswith(".weights.json") or options.max_shard_size is not None
+        if not sharded:
+            write_h5(plan, layout.read, dst, options.progress)
+            return WriteResult(paths=(dst,), notes=tuple(notes))
+        index = dst if dst.name.endswith(".weights.json") else dst.with_name(dst.name[: -len(".h5")] + ".json")
+        limit = options.max_shard_size or DEFAULT_SHARD_BYTES
+        paths = write_sharded(plan, layout.read, index, limit, options.progress)
+        return WriteResult(paths=tuple(paths), notes=tuple(notes))
+
+
+KERAS3_WEIGHTS_WRITER = Keras3WeightsWriter()
+
+
+def optimizer_notes(layout: ModelLayout) -> list[str]:
+    return [OPTIMIZER_NOTE] if layout.optimizer else []
+
+
+def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
+    """Group plan from the rebuilt Keras 3 model when a config travels, else from the layer classes."""
+    if layout.model_config and layout.model_config.get("config"):
+        from ..keras3_config import keras3_model_config
+
+        try:
+            k3 = keras3_model_config(layout)
+        except (UnsafeArtifact, MappingError) as exc:
+            # A weights file never runs the config, so fall back to class-derived paths.
+            plan = plan_from_classes(layout)
+            return plan, [f"model config not used for Keras 3 weight paths ({exc}); paths derived from layer classes"]
+        return plan_from_model(layout, k3.model), []
+    return plan_from_classes(layout), []
+
+
+# --- paths learned from a Keras 3 model ---------------------------------------------------------
+
+
+def plan_from_model(layout: ModelLayout, model: Any) -> list[GroupPlan]:
+    """Run Keras's own save walk against a recording store and place each layout weight in it."""
+    groups = _record_groups(model)
+    slot_of: dict[int, tuple[int, int]] = {}
+    for g, (_, _, values) in enumerate(groups):
+        for i, value in enumerate(values):
+            slot_of[id(value)] = (g, i)
+    filled: list[list[WeightRef | None]] = [[None] * len(values) for _, _, values in groups]
+
+    for node, k3_layer in _pair_layers(layout.layers, model.layers):
+        refs = node.flat_weights()
+        k3_vars = list(k3_layer.weights)
+        if len(refs) != len(k3_vars):
+            raise MappingError(
+                f"layer '{node.name}' has {len(refs)} weights in the source but the Keras 3 model's layer "
+                f"'{k3_layer.name}' has {len(k3_vars)}; check the model config matches the weights"
+            )
+        for ref, var in zip(refs, k3_vars):
+            if tuple(ref.shape) != tuple(var.shape):
+                raise MappingError(
+                    f"weight '{ref.name}' has shape {tuple(ref.shape)} but Keras 3 expects "
+                    f"{tuple(var.shape)} at '{k3_layer.name}/{var.name}'; check the model config matches the weights"
+                )
+            if id(var) not in slot_of:
+                raise MappingError(
+                    f"Keras 3 does not save variable '{var.path}' of layer '{k3_layer.name}' as a plain "
+                    f"variable, so weight '{ref.name}' has nowhere to go; {_PASS_MODEL}"
+                )
+            g, i = slot_of[id(var)]
+            filled[g][i] = ref
+
+    plan = []
+    for (path, name, _), refs in zip(groups, filled):
+        missing = [i for i, r in enumerate(refs) if r is None]
+        if missing:
+            raise MappingError(
+                f"the Keras 3 model expects {len(refs)} variables at '{path}/vars' but the source has no "
+                f"value for vars/{missing[0]}; check the model config matches the weights"
+            )
+        plan.append(GroupPlan(path=path, name=name, weights=tuple(refs)))  # type: ignore[arg-type]
+    return plan
+
+
+def _record_groups(model: Any) -> list[tuple[str, str | None, list[Any]]]:
+    """(path, name attribute, saved values) for each `vars` group Keras would write, in Keras's order."""
+    from keras.src.saving import saving_lib
+
+    class _RecordingStore(saving_lib.H5IOStore):
+        # Subclassed only to pass `_save_state`'s isinstance check; no file is opened.
+        def __init__(self) -> None:
+            self.groups: list[tuple[str, str | None, list[Any]]] = []
+
+        def __bool__(self) -> bool:
+            return True
+
+        def make(self, path, metadata=None):  # noqa: ANN001 - Keras's signature
+            self.groups.append((path, (metadata or {}).get("name"), []))
+            return self
+
+        def __setitem__(self, key, value):  # noqa: ANN001
+            values = self.groups[-1][2]
+            if key != str(len(values)):
+                raise MappingError(f"Keras 3 saved a variable under key '{key}'; ckit expects keys 0, 1, ...")
+            values.append(value)
+
+        def close(self) -> None:
+            pass
+
+    store = _RecordingStore()
+    # Optimizer, loss and metric state are not carried; skip them in the walk.
+    skip = {id(obj) for obj in (getattr(model, "optimizer", None),) if obj is not None}
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=skip)
+    return store.groups
+
+
+def _pair_layers(nodes: Sequence[LayerNode], k3_layers: Sequence[Any]) -> list[tuple[LayerNode, Any]]:
+    """Match source layers to Keras 3 layers by name, else by order over layers with weights."""
+    by_name = {layer.name: layer for layer in k3_layers}
+    if all(node.name in by_name for node in nodes):
+        return [(node, by_name[node.name]) for node in nodes]
+    weighted = [layer for layer in k3_layers if layer.weights]
+    if len(weighted) != len(nodes):
+        raise MappingError(
+            f"the source has {len(nodes)} layers with weights but the Keras 3 model has {len(weighted)} "
+            f"and their names differ ({', '.join(n.name for n in nodes)} vs "
+            f"{', '.join(layer.name for layer in weighted)}); check the model config matches the weights"
+        )
+    return list(zip(nodes, weighted))
+
+
+# --- paths derived from layer classes -----------------------------------------------------------
+
+
+def plan_from_classes(layout: ModelLayout) -> list[GroupPlan]:
+    """Keras 3 paths from LayerNode classes (or names), for weighted layers only.
+
+    Groups of weightless layers are left out: Keras 3 loads a missing group as
+    empty, and numbering is per class, so weightless layers of other classes
+    do not shift it.
+    """
+    plan = [GroupPlan(path="", name=None, weights=())]
+    _plan_container(layout.layers, "layers", plan)
+    return plan
+
+
+def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPlan]) -> None:
+    classes = [node.class_name or class_from_layer_name(node.name) for node in nodes]
+    for node, class_name, group in zip(nodes, classes, unique_group_names(classes)):
+        path = f"{prefix}/{group}"
+        if class_name in CONTAINER_CLASSES:
+            plan.append(GroupPlan(path=path, name=node.name, weights=tuple(node.weights)))
+            _plan_container(node.children, f"{path}/layers", plan)
+        elif class_name in RNN_CLASSES:
+            if node.weights and node.children:
+                raise MappingError(
+                    f"RNN layer '{node.name}' has weights both on itself and on a cell; Keras 3 keeps them on "
+                    f"the cell only; {_PASS_MODEL}"
+                )
+            cell_weights = tuple(node.flat_weights())
+            cell_name = node.children[0].name if len(node.children) == 1 else default_cell_name(class_name) or "cell"
+            if len(node.children) > 1:
+                raise MappingError(
+                    f"RNN layer '{node.name}' has {len(node.children)} cells; ckit maps one cell "
+                    f"(StackedRNNCells needs the model); {_PASS_MODEL}"
+                )
+            plan.append(GroupPlan(path=path, name=node.name, weights=()))
+            plan.append(GroupPlan(path=f"{path}/cell", name=cell_name.rsplit("/", 1)[-1], weights=cell_weights))
+        elif node.children:
+            raise MappingError(
+                f"layer '{node.name}' ({class_name}) holds sub-layers, whose Keras 3 paths depend on its "
+                f"attributes; {_PASS_MODEL}"
+            )
+        else:
+            plan.append(GroupPlan(path=path, name=node.name, weights=tuple(node.weights)))
+
+
+def class_from_layer_name(name: str) -> str:
+    """Keras class of a layer from its auto-generated name ("dense_1" -> "Dense")."""
+    base = strip_number(name.rsplit("/", 1)[-1])
+    found = class_for_group(base) or _snake_to_class().get(base)
+    if found:
+        return found
+    raise MappingError(
+        f"layer '{name}' has no class recorded and '{base}' is not the default name of a Keras layer "
+        f"class, so its Keras 3 path (layers/<class>/vars) is unknown; {_PASS_MODEL}"
+    )
+
+
+_SNAKE_TO_CLASS: dict[str, str] | None = None
+
+
+def _snake_to_class() -> dict[str, str]:
+    """Every keras.layers class by its snake_case name, for classes inspector.keras_names does not list."""
+    global _SNAKE_TO_CLASS
+    if _SNAKE_TO_CLASS is None:
+        keras = require("keras", "keras3", "Writing Keras 3 files")
+        table: dict[str, str] = {}
+        for attr in dir(keras.layers):
+            obj = getattr(keras.layers, attr)
+            if isinstance(obj, type) and obj.__name__ == attr:
+                table.setdefault(to_snake_case(attr), attr)
+        _SNAKE_TO_CLASS = table
+    return _SNAKE_TO_CLASS
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _value(read: Callable[[str], Any], ref: WeightRef):
+    import numpy as np
+
+    value = np.asarray(read(ref.source_key))
+    if tuple(value.shape) != tuple(ref.shape):
+        raise MappingError(
+            f"weight '{ref.name}' read with shape {tuple(value.shape)} but the layout says {tuple(ref.shape)}"
+        )
+    return value
+
+
+def _put(group: Any, key: str, value: Any) -> None:
+    ds = group.create_dataset(key, data=value)
+    if value.dtype.name == "bfloat16":
+        ds.attrs["dtype"] = "bfloat16"  # how Keras 3 marks bfloat16, which HDF5 cannot name
+
+
+def _vars_group(h5: Any, path: str, name: str | None) -> Any:
+    group = h5.require_group(f"{path}/vars" if path else "vars")
+    if name is not None:
+        group.attrs["name"] = name
+    return group
+
+
+def write_h5(
+    plan: Sequence[GroupPlan],
+    read: Callable[[str], Any],
+    dst: Path,
+    progress: Callable[[WeightRef, int], None] | None,
+) -> None:
+    """One `.weights.h5` file, tensors streamed one at a time."""
+    h5py = require("h5py", "hdf5", "Writing Keras 3 weights")
+    with h5py.File(dst, "w") as h5:
+        for group_plan in plan:
+            group = _vars_group(h5, group_plan.path, group_plan.name)
+            for i, ref in enumerate(group_plan.weights):
+                value = _value(read, ref)
+                _put(group, str(i), value)
+                if progress:
+                    progress(ref, int(value.nbytes))
+
+
+def write_sharded(
+    plan: Sequence[GroupPlan],
+    read: Callable[[str], Any],
+    index: Path,
+    max_shard_bytes: int,
+    progress: Callable[[WeightRef, int], None] | None,
+) -> list[Path]:
+    """`X.weights.json` and its shards, split the way Keras 3's ShardedH5IOStore splits them."""
+    h5py = require("h5py", "hdf5", "Writing Keras 3 weights")
+    base = index.name[: -len(".weights.json")]
+    shards: list[Path] = []
+    weight_map: dict[str, Any] = {}
+    total = 0.0
+    current_size = 0
+    h5 = None
+
+    def new_shard() -> Any:
+        path = index.with_name(f"{base}_{len(shards):05}.weights.h5")
+        shards.append(path)
+        return h5py.File(path, "w")
+
+    try:
+        h5 = new_shard()
+        for group_plan in plan:
+            # Keras creates the named group in the shard that is open when the layer is visited.
+            group = _vars_group(h5, group_plan.path, group_plan.name)
+            for i, ref in enumerate(group_plan.weights):
+                nbytes = math.prod(ref.shape) * _itemsize(ref.dtype)
+                total += nbytes
+                current_size += nbytes
+                if current_size > max_shard_bytes and current_size != nbytes:
+                    h5.close()
+                    h5 = new_shard()
+                    current_size = nbytes
+                    group = h5.require_group(f"{group_plan.path}/vars" if group_plan.path else "vars")
+                value = _value(read, ref)
+                _put(group, str(i), value)
+                entry, filename = group.name, shards[-1].name
+                if entry not in weight_map:
+                    weight_map[entry] = filename
+                else:
+                    listed = weight_map[entry] if isinstance(weight_map[entry], list) else [weight_map[entry]]
+                    if filename not in listed:
+                        listed.append(filename)
+                    weight_map[entry] = listed
+                if progress:
+                    progress(ref, int(value.nbytes))
+    finally:
+        if h5 is not None:
+            h5.close()
+    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=4))
+    return [index, *shards]
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    if dtype == "bfloat16":
+        return 2
+    return np.dtype(dtype).itemsize

@@ -1,0 +1,188 @@
+"""SavedModel writer: rebuild the tf_keras model from its Keras 2 config, set its weights, `model.save(dir)`.
+
+A SavedModel holds traced functions, which only TensorFlow can produce, so
+this writer imports TensorFlow and tf_keras (lazily; the `tf` extra).  The
+architecture comes from the layout's Keras 2 model config, checked for code
+before anything is built: Lambda layers carry marshalled Python bytecode and
+custom classes would need user code, so both are refused.  Without a config
+the pipeline can build the model from `--model` and call
+`write_saved_model_from_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
+
+from ..layout import LayerNode, ModelLayout
+from .base import WriteOptions, WriteResult, fetch
+from .hdf5_keras2 import keras2_model_config
+
+# Layer classes tf_keras rebuilds from a config that `tf_keras.layers` does not export by name.
+_BUILTIN_EXTRA = frozenset({"Sequential", "Functional", "Model", "InputLayer", "TFOpLambda", "SlicingOpLambda"})
+_CODE_CLASSES = frozenset({"Lambda"})
+
+
+def _tf_keras() -> Any:
+    require("tensorflow", "tf", "writing a SavedModel")
+    return require("tf_keras", "tf", "writing a SavedModel")
+
+
+def _objects(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every serialised object ({"class_name": ...}) in a config, with where it sits."""
+    if isinstance(obj, dict):
+        if "class_name" in obj:
+            yield path, obj
+        for key, value in obj.items():
+            yield from _objects(value, f"{path}/{key}")
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _objects(value, f"{path}[{i}]")
+
+
+def check_config_is_safe(config: dict[str, Any], tf_keras: Any) -> None:
+    """Refuse configs that would run code on deserialisation or need classes tf_keras lacks."""
+    builtin = {n for n in dir(tf_keras.layers) if not n.startswith("_")} | _BUILTIN_EXTRA
+    for path, obj in _objects(config):
+        class_name = str(obj.get("class_name"))
+        where = f"'{(obj.get('config') or {}).get('name') or path or 'model'}'"
+        if class_name in _CODE_CLASSES:
+            raise UnsafeArtifact(
+                f"layer {where} is a {class_name} layer, whose config carries Python code that rebuilding "
+                "would execute; ckit refuses to run it: pass --model with code you trust to build the model"
+            )
+        registered = obj.get("registered_name")
+        module = obj.get("module")
+        custom = ">" in class_name or (registered and registered != class_name) or (
+            module and not str(module).startswith(("keras", "tf_keras"))
+        )
+        # Entries under a "layers" list (and RNN cells, wrapped layers) must be tf_keras's own layers.
+        is_layer = path.endswith("]") and "/layers[" in path or path.endswith(("/cell", "/layer", "/backward_layer"))
+        if custom or (is_layer and class_name not in builtin):
+            raise UnsafeArtifact(
+                f"object {where} has class '{registered or class_name}', which is not a built-in tf_keras class; "
+                "ckit does not import custom code: pass --model with the code that defines it"
+            )
+
+
+def _layer_pairs(model: Any, layout: ModelLayout) -> list[tuple[LayerNode, Any]]:
+    weighted = [layer for layer in model.layers if layer.weights]
+    names = {layer.name: layer for layer in weighted}
+    if all(node.name in names for node in layout.layers) and len(weighted) == len(layout.layers):
+        return [(node, names[node.name]) for node in layout.layers]
+    # A model from --model may name its layers differently: fall back to Keras 2's positional matching.
+    if len(weighted) != len(layout.layers):
+        raise MappingError(
+            f"the model has {len(weighted)} layers with weights ({[layer.name for layer in weighted]}), "
+            f"the source has {len(layout.layers)} ({[node.name for node in layout.layers]}); "
+            "pass --model with the architecture the weights were trained with"
+        )
+    return list(zip(layout.layers, weighted))
+
+
+def assign_weights(model: Any, layout: ModelLayout, options: WriteOptions) -> None:
+    """Set every model variable from the layout, one tensor at a time, checking shapes first."""
+    for node, layer in _layer_pairs(model, layout):
+        refs = node.flat_weights()
+        variables = list(layer.weights)
+        if len(refs) != len(variables):
+            raise MappingError(
+                f"layer '{layer.name}' has {len(variables)} weights, the source's layer '{node.name}' has "
+                f"{len(refs)}; pass --model with the architecture the weights were trained with"
+            )
+        for ref, var in zip(refs, variables):
+            # tf.Variable.dtype is a DType; a Keras 3 variable's dtype is already a string.
+            dtype = getattr(var.dtype, "name", var.dtype)
+            if tuple(var.shape) != tuple(ref.shape) or dtype != ref.dtype:
+                raise MappingError(
+                    f"layer '{layer.name}': weight {var.name} is {dtype}{list(var.shape)}, the source's "
+                    f"'{ref.name}' is {ref.dtype}{list(ref.shape)}; "
+                    "pass --model with the architecture the weights were trained with"
+                )
+        for ref, var in zip(refs, variables):
+            value = fetch(layout, ref)
+            var.assign(value)
+            if options.progress:
+                options.progress(ref, int(value.nbytes))
+
+
+def write_saved_model_from_model(
+    model: Any, layout: ModelLayout, dst: Path, options: WriteOptions | None = None
+) -> WriteResult:
+    """Set `model`'s weights from `layout` and save it as a tf_keras SavedModel directory at `dst`."""
+    tf_keras = _tf_keras()
+    options = options or WriteOptions()
+    if not isinstance(model, tf_keras.Model):
+        raise MappingError(
+            f"--model built a {type(model).__module__}.{type(model).__name__}, but a SavedModel is written "
+            "from a tf_keras model; make the factory build with tf_keras (zoo factories take the keras module)"
+        )
+    assign_weights(model, layout, options)
+    dst = Path(dst)
+    model.save(str(dst), save_format="tf", include_optimizer=False)
+    notes = []
+    if layout.optimizer:
+        notes.append(f"optimizer state ({len(layout.optimizer)} tensors) dropped: the SavedModel is for serving")
+    if layout.training_config:
+        notes.append("training config not carried: the SavedModel loads uncompiled")
+    return WriteResult(paths=(dst,), notes=tuple(notes))
+
+
+class SavedModelWriter:
+    """tf_keras `model.save(dir)` SavedModels, rebuilt from the source's Keras 2 config."""
+
+    name = "saved-model"
+    description = "TensorFlow SavedModel directory written by tf_keras (serving signature + keras_metadata.pb)"
+    suffixes = ()
+
+    def write(self, layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:
+        if (layout.model_config or {}).get("schema") == "keras3":
+            return write_keras3_export(layout, Path(dst), options)
+        config = keras2_model_config(layout)
+        tf_keras = _tf_keras()
+        # The raw config still has the `module` / `registered_name` fields the legacy form drops.
+        check_config_is_safe((layout.model_config or {}).get("config") or {}, tf_keras)
+        check_config_is_safe(config, tf_keras)
+        from tf_keras.src.saving import serialization_lib
+
+        try:
+            # Safe mode makes tf_keras itself refuse anything that would deserialise code.
+            with serialization_lib.SafeModeScope(True):
+                model = tf_keras.models.model_from_json(json.dumps(config))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise MappingError(
+                f"tf_keras could not rebuild the model from the source's config ({' '.join(str(exc).split())}); "
+                "pass --model to supply the architecture"
+            ) from None
+        return write_saved_model_from_model(model, layout, dst, options)
+
+
+def write_keras3_export(layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:
+    """A Keras 3 model (from its own config) exported as an inference SavedModel, as `model.export` does.
+
+    Keras 3 writes SavedModels only through `export()` and only on the TensorFlow backend; tf_keras
+    cannot rebuild a Keras 3 config, so this is the one faithful route for Keras 3 sources.
+    """
+    from ..keras3_config import keras3_model_config
+
+    require("tensorflow", "tf", "writing a SavedModel")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UnsupportedFeature(
+            f"a SavedModel from a Keras 3 model needs the TensorFlow backend, but KERAS_BACKEND is "
+            f"'{keras.backend.backend()}'; run with KERAS_BACKEND=tensorflow"
+        )
+    model = keras3_model_config(layout).model
+    assign_weights(model, layout, options)
+    model.export(str(dst), format="tf_saved_model", verbose=False)
+    notes = ["Keras 3 source: written with model.export(), an inference-only SavedModel (serving signature)"]
+    if layout.optimizer:
+        notes.append(f"optimizer state ({len(layout.optimizer)} tensors) dropped: the SavedModel is for serving")
+    return WriteResult(paths=(dst,), notes=tuple(notes))
+
+
+SAVED_MODEL_WRITER = SavedModelWriter()

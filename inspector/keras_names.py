@@ -1,0 +1,150 @@
+"""Keras variable names per layer class, and the path naming rules of Keras 2 and Keras 3.
+
+Keras 3 files store variables by position (`layers/dense/vars/0`) and Keras 2
+files by TF name (`dense/kernel:0`); this table is the one place that says
+which position is which name.  Pure Python: the converters import it too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+# Variables in `layer.weights` order (creation order) for the default config.
+# Optional variables are dropped by `variable_names` according to the config.
+LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
+    "Dense": ("kernel", "bias"),
+    "EinsumDense": ("kernel", "bias"),
+    "Conv1D": ("kernel", "bias"),
+    "Conv2D": ("kernel", "bias"),
+    "Conv3D": ("kernel", "bias"),
+    "Conv1DTranspose": ("kernel", "bias"),
+    "Conv2DTranspose": ("kernel", "bias"),
+    "Conv3DTranspose": ("kernel", "bias"),
+    "DepthwiseConv1D": ("depthwise_kernel", "bias"),
+    "DepthwiseConv2D": ("depthwise_kernel", "bias"),
+    "SeparableConv1D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": ("gamma", "beta"),
+    "GroupNormalization": ("gamma", "beta"),
+    "RMSNormalization": ("scale",),
+    "Embedding": ("embeddings",),
+    "PReLU": ("alpha",),
+    "Normalization": ("mean", "variance", "count"),
+    "LSTMCell": ("kernel", "recurrent_kernel", "bias"),
+    "GRUCell": ("kernel", "recurrent_kernel", "bias"),
+    "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
+    "ConvLSTM1DCell": ("kernel", "recurrent_kernel", "bias"),
+    "ConvLSTM2DCell": ("kernel", "recurrent_kernel", "bias"),
+    "ConvLSTM3DCell": ("kernel", "recurrent_kernel", "bias"),
+}
+
+# One order consistent with every row above, for formats that keep names but not order
+# (safetensors files are laid out by dtype and name, not by model order).
+VARIABLE_ORDER: tuple[str, ...] = (
+    "depthwise_kernel", "pointwise_kernel", "kernel", "recurrent_kernel", "bias", "embeddings",
+    "gamma", "beta", "moving_mean", "moving_variance", "scale", "alpha", "mean", "variance", "count",
+)
+
+# Config switches that remove a variable from the default list.
+_OPTIONAL: dict[str, str] = {"bias": "use_bias", "gamma": "scale", "beta": "center"}
+
+# RNN layers own their variables through a cell stored under the attribute "cell".
+RNN_CELLS: dict[str, str] = {
+    "LSTM": "LSTMCell",
+    "GRU": "GRUCell",
+    "SimpleRNN": "SimpleRNNCell",
+    "ConvLSTM1D": "ConvLSTM1DCell",
+    "ConvLSTM2D": "ConvLSTM2DCell",
+    "ConvLSTM3D": "ConvLSTM3DCell",
+}
+
+# Classes whose children sit under a `layers/` container (Keras 3) and whose
+# Keras 2 variable names do not include the container's own name.
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+
+WEIGHTLESS_CLASSES = frozenset(
+    {"InputLayer", "Flatten", "Dropout", "Reshape", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
+     "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+     "GlobalMaxPooling3D", "Activation", "ReLU", "Softmax", "Add", "Concatenate", "Multiply"}
+)
+
+
+def to_snake_case(name: str) -> str:
+    """Keras' own snake_case rule (keras/src/utils/naming.py): `Conv2D` -> `conv2d`, `RMSprop` -> `rm_sprop`."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+_CLASS_BY_SNAKE: dict[str, str] = {
+    to_snake_case(cls): cls
+    for cls in (*LAYER_VARIABLES, *RNN_CELLS, *MODEL_CLASSES, *WEIGHTLESS_CLASSES)
+}
+
+
+def strip_number(name: str) -> str:
+    """`dense_3` -> `dense`: the base of a Keras auto-numbered name."""
+    return re.sub(r"_\d+$", "", name)
+
+
+def number_of(name: str) -> int:
+    """`dense_3` -> 3, `dense` -> 0: for ordering auto-numbered names naturally."""
+    match = re.search(r"_(\d+)$", name)
+    return int(match.group(1)) if match else 0
+
+
+def class_for_group(group_name: str) -> str | None:
+    """The layer class a Keras 3 group name (`batch_normalization_1`) was made from, if known."""
+    return _CLASS_BY_SNAKE.get(group_name) or _CLASS_BY_SNAKE.get(strip_number(group_name))
+
+
+def unique_group_names(class_names: Iterable[str]) -> list[str]:
+    """Keras 3 container naming: snake_case class name, repeated ones numbered `_1`, `_2`, ... in order."""
+    used: dict[str, int] = {}
+    names = []
+    for cls in class_names:
+        base = to_snake_case(cls)
+        if base in used:
+            used[base] += 1
+            names.append(f"{base}_{used[base]}")
+        else:
+            used[base] = 0
+            names.append(base)
+    return names
+
+
+def variable_names(class_name: str | None, config: Mapping[str, Any] | None = None) -> tuple[str, ...] | None:
+    """Names of a layer's own variables in order, or None when the class is not in the table."""
+    if class_name is None or class_name not in LAYER_VARIABLES:
+        return None
+    names = LAYER_VARIABLES[class_name]
+    if config:
+        names = tuple(n for n in names if config.get(_OPTIONAL.get(n, ""), True) is not False)
+    return names
+
+
+def cell_class(rnn_class: str | None, config: Mapping[str, Any] | None = None) -> str | None:
+    """The cell class of an RNN layer, from its config when it names one, else the table."""
+    if config and isinstance(config.get("cell"), Mapping):
+        return config["cell"].get("class_name")
+    return RNN_CELLS.get(rnn_class or "")
+
+
+def default_cell_name(rnn_class: str | None) -> str | None:
+    """The name Keras gives an RNN layer's internal cell (`LSTM` -> `lstm_cell`)."""
+    cell = RNN_CELLS.get(rnn_class or "")
+    return to_snake_case(cell) if cell else None
+
+
+def strip_tf_suffix(name: str) -> str:
+    """`dense/kernel:0` -> `dense/kernel`: canonical names carry no TF output index."""
+    return re.sub(r":\d+$", "", name)
+
+
+def variable_rank(name: str) -> int:
+    """Position of a variable's base name (`dense/kernel` -> `kernel`) in `VARIABLE_ORDER`; unknown last."""
+    base = strip_tf_suffix(name).rsplit("/", 1)[-1]
+    return VARIABLE_ORDER.index(base) if base in VARIABLE_ORDER else len(VARIABLE_ORDER)
