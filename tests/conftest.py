@@ -25,3 +25,22 @@ def fixture_path(*parts: str) -> Path:
     if not path.exists() and not path.with_name(path.name + ".index").exists():
         pytest.fail(f"fixture {path} is missing: run python fixtures/make_fixtures.py")
     return path
+
+
+SEED_KERNEL_KEY = "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def flip_byte_in_tensor(prefix: Path, key: str = SEED_KERNEL_KEY) -> None:
+    """Damage one byte in the middle of the stored bytes of checkpoint tensor `key`."""
+    from inspector.formats.tf_bundle import BundleReader
+
+    bundle = BundleReader(prefix)
+    try:
+        entry = bundle.entries[key.encode()]
+        shard = prefix.with_name(f"{prefix.name}.data-{entry.shard_id:05d}-of-{bundle.num_shards:05d}")
+        middle = entry.offset + entry.size // 2
+    finally:
+        bundle.close()
+    raw = bytearray(shard.read_bytes())
+    raw[middle] ^= 0xFF
+    shard.write_bytes(bytes(raw))

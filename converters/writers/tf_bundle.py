@@ -43,7 +43,6 @@ BUNDLE_VERSION = 1  # kTensorBundleVersion: the producer version TF stamps into 
 # Types without a fixed byte layout in a bundle (handles, variants) cannot be written from numpy.
 _UNWRITABLE = frozenset({"resource", "variant"})
 _U32_MAX = 0xFFFFFFFF
-_CHUNK = 8 << 20  # bytes copied at a time while checksumming and writing a tensor
 
 
 def _string_payload(array: np.ndarray) -> tuple[list[bytes], int]:
@@ -161,11 +160,8 @@ class BundleWriter:
                 crc = crc32c(b, crc)
         else:
             view = memoryview(array.reshape(-1).view(np.uint8))
-            crc = 0
-            for start in range(0, len(view), _CHUNK):
-                chunk = bytes(view[start : start + _CHUNK])  # the C CRC takes only bytes
-                crc = crc32c(chunk, crc)
-                shard.handle.write(chunk)
+            crc = crc32c(view)
+            shard.handle.write(view)
 
         entry = BundleEntryProto(dtype=TF_DTYPE_CODES[name], crc32c=mask(crc))
         entry.shape.SetInParent()  # scalars still carry an (empty) shape, as TF writes them

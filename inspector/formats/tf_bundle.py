@@ -325,7 +325,10 @@ class BundleReader:
             raise CorruptArtifact(f"{self.index_path}: string tensor {key_text(key)!r} ends inside its length table")
         where = self.shard_paths[int(entry.shard_id)]
         entry_crc = 0
-        if count:
+        # TF writes the 4-byte length checksum even for a tensor with no elements.
+        if count or len(data) - pos == 4:
+            if len(data) - pos < 4:
+                raise CorruptArtifact(f"{self.index_path}: string tensor {key_text(key)!r} ends before its length checksum")
             as_u32 = struct.pack(f"<{count}I", *(n & 0xFFFFFFFF for n in lengths))
             stored = unmask(struct.unpack_from("<I", data, pos)[0])
             actual = crc32c(as_u32)

@@ -8,7 +8,7 @@ import pytest
 
 from converters.cli import main, parse_size
 from inspector import read_manifest
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, flip_byte_in_tensor
 
 SEED_H5 = FIXTURES / "seed/tf_keras/weights.h5"
 SEED_CKPT = FIXTURES / "seed/tf_keras/ckpt/weights"
@@ -71,10 +71,7 @@ def test_unknown_target_lists_targets(tmp_path, capsys):
 def test_corrupt_source_leaves_nothing_behind(tmp_path, capsys):
     ckpt = tmp_path / "src"
     shutil.copytree(SEED_CKPT.parent, ckpt)
-    data = ckpt / "weights.data-00000-of-00001"
-    raw = bytearray(data.read_bytes())
-    raw[len(raw) // 2] ^= 0x01
-    data.write_bytes(bytes(raw))
+    flip_byte_in_tensor(ckpt / "weights")
     out = tmp_path / "out"
     out.mkdir()
     assert main(["convert", str(ckpt / "weights"), str(out / "w.weights.h5")]) == 1
@@ -89,7 +86,7 @@ def test_corrupt_source_leaves_nothing_behind(tmp_path, capsys):
         ("nope", "is not of the form module:function"),
         ("no_such_module_xyz:build", "cannot import module 'no_such_module_xyz'"),
         ("converters.zoo:no_such_factory", "has no function 'no_such_factory'"),
-        ("converters.zoo:cnn_model", "the artifact has"),
+        ("converters.zoo:cnn_model", "of the --model expects [3, 3, 1, 8] for 'conv2d/kernel'"),
     ],
 )
 def test_bad_model_factory_messages(tmp_path, capsys, spec, expected):

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from inspector.cli import main
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, flip_byte_in_tensor
 
 ARTIFACTS = [
     ("seed/tf_keras/weights.h5", "h5-weights"),
@@ -54,17 +54,7 @@ def test_verify_good_checkpoint(capsys):
 def test_verify_names_the_damaged_tensor(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(FIXTURES / "seed/tf_keras/ckpt", ckpt)
-    from inspector.formats.tf_bundle import BundleReader
-
-    key = "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-    bundle = BundleReader(ckpt / "weights")
-    entry = bundle.entries[key.encode()]
-    middle = entry.offset + entry.size // 2
-    bundle.close()
-    data = ckpt / "weights.data-00000-of-00001"
-    raw = bytearray(data.read_bytes())
-    raw[middle] ^= 0xFF
-    data.write_bytes(bytes(raw))
+    flip_byte_in_tensor(ckpt / "weights")
     assert main(["verify", str(ckpt / "weights")]) == 1
     out = capsys.readouterr().out
     assert "DAMAGED  layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE" in out

@@ -85,6 +85,18 @@ def test_every_dataset_matches_h5py(rel: str, fmt: str) -> None:
         assert sorted(t.index for t in opt) == list(range(len(opt)))
 
 
+@pytest.mark.parametrize("rel", ["cnn/keras3/model.keras", "seed/keras3/sharded/model.weights.json",
+                                 "lstm/tf_keras/model.keras"])
+def test_manifest_reads_no_dataset_bytes(rel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("manifest building read dataset bytes")
+
+    for method in ("__getitem__", "read_direct", "__array__"):
+        monkeypatch.setattr(h5py.Dataset, method, refuse)
+    with open_artifact(fixture(*rel.split("/"))) as reader:
+        assert len(reader.manifest) > 0
+
+
 def test_sharded_index_lists_its_shards() -> None:
     path = fixture("seed", "keras3", "sharded", "model.weights.json")
     weight_map = json.loads(path.read_text())["weight_map"]
