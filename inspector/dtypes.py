@@ -7,9 +7,12 @@ bytes can be viewed without copying.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import UnsupportedFeature
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made, not to list a manifest
+    import numpy as np
 
 # tensorflow/core/framework/types.proto
 TF_DTYPE_NAMES: dict[int, str] = {
@@ -50,6 +53,8 @@ _ML_DTYPES = {"bfloat16", "float8_e5m2", "float8_e4m3fn", "int4", "uint4"}
 
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype that holds tensors of ckit dtype `name` (little-endian)."""
+    import numpy as np
+
     name = _STORAGE_ALIASES.get(name, name)
     if name in _ML_DTYPES:
         import ml_dtypes
@@ -65,6 +70,8 @@ def numpy_dtype(name: str) -> np.dtype:
 
 def dtype_name(dtype: np.dtype) -> str:
     """ckit's name for a numpy dtype (object and bytes dtypes count as 'string')."""
+    import numpy as np
+
     dtype = np.dtype(dtype)
     if dtype.kind in ("O", "S", "U"):
         return "string"
@@ -77,4 +84,13 @@ def itemsize(name: str) -> int | None:
         return None
     if name in ("int4", "uint4"):
         return 1  # TF stores one 4-bit value per byte in bundles
-    return numpy_dtype(name).itemsize
+    size = _ITEMSIZES.get(_STORAGE_ALIASES.get(name, name))
+    return size if size is not None else numpy_dtype(name).itemsize
+
+
+# Listing a manifest needs sizes, not numpy: the common ones are known without importing it.
+_ITEMSIZES = {
+    "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "complex64": 8, "complex128": 16,
+    "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8,
+    "bool": 1, "float8_e5m2": 1, "float8_e4m3fn": 1,
+}

@@ -10,9 +10,10 @@ format has them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # readers hand out numpy arrays, but listing a manifest must not import numpy
+    import numpy as np
 
 from ..manifest import Manifest
 

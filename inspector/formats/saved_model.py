@@ -11,9 +11,10 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..dtypes import TF_DTYPE_NAMES
 from ..errors import CorruptArtifact, UnknownFormat

@@ -9,6 +9,11 @@ and tensorflow/core/util/tensor_bundle/tensor_bundle.cc.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy loads only when tensor values are read: `dump` never needs it
+    import numpy as np
+
 import math
 import mmap
 import re
@@ -16,7 +21,6 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from ..crc32c import crc32c, unmask
 from ..dtypes import TF_DTYPE_NAMES, itemsize, numpy_dtype
@@ -304,6 +308,8 @@ class BundleReader:
             raise UnsupportedFeature(
                 f"{self.index_path}: tensor {key_text(key)!r} has dtype {name}; ckit reads numeric, bool and string tensors only"
             )
+        import numpy as np
+
         dtype = numpy_dtype(name)
         expected = math.prod(shape) * itemsize(name)
         if len(data) != expected:
@@ -314,6 +320,19 @@ class BundleReader:
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
     def _decode_strings(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> np.ndarray:
+        import numpy as np
+
+        out = np.empty(math.prod(shape), dtype=object)
+        out[:] = self._string_elements(key, entry, shape, data)
+        return out.reshape(shape)
+
+    def read_strings(self, key: str | bytes) -> list[bytes]:
+        """The elements of a string tensor, checked, without building a numpy array."""
+        bkey = key_bytes(key) if isinstance(key, str) else key
+        entry = self.entries[bkey]
+        return self._string_elements(bkey, entry, self.shape(bkey), self._raw(bkey, entry))
+
+    def _string_elements(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> list[bytes]:
         count = math.prod(shape)
         view = memoryview(data)
         lengths = []
@@ -351,17 +370,19 @@ class BundleReader:
                 f"{self.index_path}: string tensor {key_text(key)!r} has {len(data) - pos} payload bytes; "
                 f"expected {sum(lengths)} from its lengths"
             )
-        out = np.empty(count, dtype=object)
-        for i, n in enumerate(lengths):
-            out[i] = data[pos : pos + n]
+        elements = []
+        for n in lengths:
+            elements.append(bytes(data[pos : pos + n]))
             pos += n
-        return out.reshape(shape)
+        return elements
 
     def _read_sliced(self, key: bytes, entry: Any) -> np.ndarray:
         shape = self.shape(key)
         name = dtype_label(int(entry.dtype))
         if int(entry.dtype) == _STRING:
             raise UnsupportedFeature(f"{self.index_path}: partitioned string variable {key_text(key)!r}; ckit cannot assemble it")
+        import numpy as np
+
         result = np.zeros(shape, dtype=numpy_dtype(name))
         covered = 0
         for piece in entry.slices:
@@ -451,7 +472,7 @@ def bundle_tensors(
     if has_graph:
         # The object graph is the one tensor read to build the manifest: it is the map of the rest.
         try:
-            graph_bytes = bundle.read(OBJECT_GRAPH_KEY).reshape(-1)[0]
+            graph_bytes = bundle.read_strings(OBJECT_GRAPH_KEY)[0]
         except CkitError as exc:
             metadata["object_graph_error"] = str(exc)
     if graph_bytes is not None:
