@@ -144,6 +144,16 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
         notes.append(
             "layer order was guessed from names (the file does not record it); pass --model to be certain"
         )
+    return _layout(manifest, read, layers, config, tuple(notes))
+
+
+def _layout(
+    manifest: Manifest,
+    read: Callable[[str], np.ndarray],
+    layers: tuple[LayerNode, ...],
+    config: dict[str, Any] | None,
+    notes: tuple[str, ...] = (),
+) -> ModelLayout:
     return ModelLayout(
         layers=layers,
         read=read,
@@ -152,7 +162,7 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
         training_config=_training_config(manifest),
         source_format=manifest.format,
         source_producer=dict(manifest.producer),
-        dropped=tuple(notes),
+        dropped=notes,
     )
 
 
@@ -225,16 +235,7 @@ def layout_from_model(
             f"{manifest.path}: the artifact has {len(source)} model weights but the model given with --model "
             f"has {position}; expected the same architecture; check the --model factory"
         )
-    config = _live_config(model, schema)
-    return ModelLayout(
-        layers=tuple(nodes),
-        read=read,
-        optimizer=tuple(weight_ref(t) for t in manifest.by_role("optimizer")),
-        model_config=config,
-        training_config=_training_config(manifest),
-        source_format=manifest.format,
-        source_producer=dict(manifest.producer),
-    )
+    return _layout(manifest, read, tuple(nodes), _live_config(model, schema))
 
 
 def _weighted_layers(model: Any) -> list[Any]:

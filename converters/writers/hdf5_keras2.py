@@ -288,15 +288,13 @@ def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions
     import keras
 
     from ..keras3_config import keras3_model_config
+    from ..live import WeightPair, pair_weights
 
     k3 = keras3_model_config(layout)
     model = k3.model
-    weighted = [layer for layer in model.layers if layer.weights]
-    if len(weighted) != len(layout.layers):
-        raise MappingError(
-            f"the Keras 3 model rebuilt from the source's config has {len(weighted)} layers with weights, the "
-            f"source has {len(layout.layers)}; pass --model to supply the architecture"
-        )
+    by_layer: dict[str, list[WeightPair]] = {}
+    for pair in pair_weights(layout, model):
+        by_layer.setdefault(pair.layer.name, []).append(pair)
     notes: list[str] = []
     with h5py.File(dst, "w") as f:
         f.attrs["backend"] = BACKEND
@@ -310,24 +308,18 @@ def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions
         weights_group.attrs["backend"] = BACKEND
         weights_group.attrs["keras_version"] = keras.__version__
         save_attributes_to_hdf5_group(weights_group, "layer_names", [layer.name.encode("utf8") for layer in model.layers])
-        nodes = dict(zip((layer.name for layer in weighted), layout.layers))
         for layer in model.layers:
             group = weights_group.create_group(layer.name)
-            refs = nodes[layer.name].flat_weights() if layer.name in nodes else []
-            if len(refs) != len(layer.weights):
-                raise MappingError(
-                    f"layer '{layer.name}' has {len(layer.weights)} weights, the source's layer has {len(refs)}; "
-                    "pass --model to supply the architecture"
-                )
-            paths = [variable.path for variable in layer.weights]
+            pairs = by_layer.get(layer.name, [])
+            paths = [pair.variable.path for pair in pairs]
             save_attributes_to_hdf5_group(group, "weight_names", [p.encode("utf8") for p in paths])
-            for path, ref in zip(paths, refs):
-                _check_h5_dtype(ref)
-                value = fetch(layout, ref)
+            for path, pair in zip(paths, pairs):
+                _check_h5_dtype(pair.ref)
+                value = fetch(layout, pair.ref)
                 dataset = group.create_dataset(path, value.shape, dtype=value.dtype)
                 dataset[()] = value
                 if options.progress:
-                    options.progress(ref, int(value.nbytes))
+                    options.progress(pair.ref, int(value.nbytes))
         save_attributes_to_hdf5_group(weights_group.create_group(TOP_LEVEL_GROUP), "weight_names", [])
     if layout.optimizer:
         notes.append(

@@ -32,6 +32,7 @@ from inspector.keras_names import (
 )
 
 from ..layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
+from ..live import pair_weights
 from .base import WriteOptions, WriteResult
 
 # Keras's default `max_shard_size` for `save_weights("X.weights.json")` is 5 GB (GiB).
@@ -114,27 +115,15 @@ def plan_from_model(layout: ModelLayout, model: Any) -> list[GroupPlan]:
             slot_of[id(value)] = (g, i)
     filled: list[list[WeightRef | None]] = [[None] * len(values) for _, _, values in groups]
 
-    for node, k3_layer in _pair_layers(layout.layers, model.layers):
-        refs = node.flat_weights()
-        k3_vars = list(k3_layer.weights)
-        if len(refs) != len(k3_vars):
+    for pair in pair_weights(layout, model):
+        var = pair.variable
+        if id(var) not in slot_of:
             raise MappingError(
-                f"layer '{node.name}' has {len(refs)} weights in the source but the Keras 3 model's layer "
-                f"'{k3_layer.name}' has {len(k3_vars)}; check the model config matches the weights"
+                f"Keras 3 does not save variable '{var.path}' of layer '{pair.layer.name}' as a plain "
+                f"variable, so weight '{pair.ref.name}' has nowhere to go; {_PASS_MODEL}"
             )
-        for ref, var in zip(refs, k3_vars):
-            if tuple(ref.shape) != tuple(var.shape):
-                raise MappingError(
-                    f"weight '{ref.name}' has shape {tuple(ref.shape)} but Keras 3 expects "
-                    f"{tuple(var.shape)} at '{k3_layer.name}/{var.name}'; check the model config matches the weights"
-                )
-            if id(var) not in slot_of:
-                raise MappingError(
-                    f"Keras 3 does not save variable '{var.path}' of layer '{k3_layer.name}' as a plain "
-                    f"variable, so weight '{ref.name}' has nowhere to go; {_PASS_MODEL}"
-                )
-            g, i = slot_of[id(var)]
-            filled[g][i] = ref
+        g, i = slot_of[id(var)]
+        filled[g][i] = pair.ref
 
     plan = []
     for (path, name, _), refs in zip(groups, filled):
@@ -178,21 +167,6 @@ def _record_groups(model: Any) -> list[tuple[str, str | None, list[Any]]]:
     skip = {id(obj) for obj in (getattr(model, "optimizer", None),) if obj is not None}
     saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=skip)
     return store.groups
-
-
-def _pair_layers(nodes: Sequence[LayerNode], k3_layers: Sequence[Any]) -> list[tuple[LayerNode, Any]]:
-    """Match source layers to Keras 3 layers by name, else by order over layers with weights."""
-    by_name = {layer.name: layer for layer in k3_layers}
-    if all(node.name in by_name for node in nodes):
-        return [(node, by_name[node.name]) for node in nodes]
-    weighted = [layer for layer in k3_layers if layer.weights]
-    if len(weighted) != len(nodes):
-        raise MappingError(
-            f"the source has {len(nodes)} layers with weights but the Keras 3 model has {len(weighted)} "
-            f"and their names differ ({', '.join(n.name for n in nodes)} vs "
-            f"{', '.join(layer.name for layer in weighted)}); check the model config matches the weights"
-        )
-    return list(zip(nodes, weighted))
 
 
 # --- paths derived from layer classes -----------------------------------------------------------

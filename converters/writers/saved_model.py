@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
 
-from ..layout import LayerNode, ModelLayout
+from ..layout import ModelLayout
+from ..live import pair_weights
 from .base import WriteOptions, WriteResult, fetch
 from .hdf5_keras2 import keras2_model_config
 
@@ -68,45 +69,13 @@ def check_config_is_safe(config: dict[str, Any], tf_keras: Any) -> None:
             )
 
 
-def _layer_pairs(model: Any, layout: ModelLayout) -> list[tuple[LayerNode, Any]]:
-    weighted = [layer for layer in model.layers if layer.weights]
-    names = {layer.name: layer for layer in weighted}
-    if all(node.name in names for node in layout.layers) and len(weighted) == len(layout.layers):
-        return [(node, names[node.name]) for node in layout.layers]
-    # A model from --model may name its layers differently: fall back to Keras 2's positional matching.
-    if len(weighted) != len(layout.layers):
-        raise MappingError(
-            f"the model has {len(weighted)} layers with weights ({[layer.name for layer in weighted]}), "
-            f"the source has {len(layout.layers)} ({[node.name for node in layout.layers]}); "
-            "pass --model with the architecture the weights were trained with"
-        )
-    return list(zip(layout.layers, weighted))
-
-
 def assign_weights(model: Any, layout: ModelLayout, options: WriteOptions) -> None:
-    """Set every model variable from the layout, one tensor at a time, checking shapes first."""
-    for node, layer in _layer_pairs(model, layout):
-        refs = node.flat_weights()
-        variables = list(layer.weights)
-        if len(refs) != len(variables):
-            raise MappingError(
-                f"layer '{layer.name}' has {len(variables)} weights, the source's layer '{node.name}' has "
-                f"{len(refs)}; pass --model with the architecture the weights were trained with"
-            )
-        for ref, var in zip(refs, variables):
-            # tf.Variable.dtype is a DType; a Keras 3 variable's dtype is already a string.
-            dtype = getattr(var.dtype, "name", var.dtype)
-            if tuple(var.shape) != tuple(ref.shape) or dtype != ref.dtype:
-                raise MappingError(
-                    f"layer '{layer.name}': weight {var.name} is {dtype}{list(var.shape)}, the source's "
-                    f"'{ref.name}' is {ref.dtype}{list(ref.shape)}; "
-                    "pass --model with the architecture the weights were trained with"
-                )
-        for ref, var in zip(refs, variables):
-            value = fetch(layout, ref)
-            var.assign(value)
-            if options.progress:
-                options.progress(ref, int(value.nbytes))
+    """Set every model variable from the layout, one tensor at a time, after checking them all."""
+    for pair in pair_weights(layout, model):
+        value = fetch(layout, pair.ref)
+        pair.variable.assign(value)
+        if options.progress:
+            options.progress(pair.ref, int(value.nbytes))
 
 
 def write_saved_model_from_model(

@@ -242,6 +242,7 @@ class BundleReader:
         return notes
 
     # -- reading ------------------------------------------------------------------
+    # Tensors are copied out of a read-only map; the pages touched are then released (see _release).
     def _map(self, shard_id: int, key: bytes) -> mmap.mmap | None:
         if shard_id in self._maps:
             return self._maps[shard_id]
@@ -279,6 +280,7 @@ class BundleReader:
                 f"bytes {offset}..{offset + size}; the shard is truncated (copy it again)"
             )
         data = mapped[offset : offset + size] if size else b""
+        _release(mapped, offset, size)
         if int(entry.dtype) == _STRING:
             return data  # its checksum covers a re-encoding of the lengths: verified while decoding
         actual = crc32c(data)
@@ -421,6 +423,22 @@ class BundleReader:
             if mapped is not None:
                 mapped.close()
         self._maps.clear()
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def _release(mapped: mmap.mmap | None, offset: int, size: int) -> None:
+    """Drop the pages of a tensor already copied out of the map.
+
+    Touched pages of a file map count towards the process's resident memory until unmapped, so
+    reading every tensor of a large checkpoint would otherwise end with the whole shard resident.
+    The pages stay in the OS page cache; only this process's claim on them goes.
+    """
+    if mapped is None or not size or not hasattr(mapped, "madvise"):
+        return
+    start = offset - offset % _PAGE
+    mapped.madvise(mmap.MADV_DONTNEED, start, offset + size - start)
 
 
 def _has_optimizer_suffix(name: str) -> bool:

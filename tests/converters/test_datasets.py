@@ -10,25 +10,17 @@ import numpy as np
 import pytest
 
 from converters.datasets import (
-    FASHION_MNIST_FILES,
     fashion_mnist_dir,
     load_dataset,
     load_npz,
     read_idx_gz,
+    write_fashion_mnist_cache,
+    write_idx_gz,
 )
 from inspector.errors import CkitError, CorruptArtifact, MissingData
 
 
-def write_idx_gz(path: Path, array: np.ndarray, type_byte: int = 0x08) -> None:
-    """An idx file the way Keras's cache holds it: magic 00 00 <type> <ndim>, big-endian dims, data."""
-    header = bytes([0, 0, type_byte, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
-
-
 def make_fashion_cache(root: Path, n_train: int = 12, n_test: int = 5) -> dict[str, np.ndarray]:
-    directory = root / "datasets" / "fashion-mnist"
-    directory.mkdir(parents=True)
     rng = np.random.default_rng(1)
     arrays = {
         "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -36,9 +28,18 @@ def make_fashion_cache(root: Path, n_train: int = 12, n_test: int = 5) -> dict[s
         "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    for key, filename in FASHION_MNIST_FILES.items():
-        write_idx_gz(directory / filename, arrays[key])
+    write_fashion_mnist_cache(root, arrays)
     return arrays
+
+
+def test_idx_bytes_are_the_mnist_layout(tmp_path):
+    write_idx_gz(tmp_path / "l.gz", np.array([3, 1, 4], np.uint8))
+    assert gzip.decompress((tmp_path / "l.gz").read_bytes()) == bytes([0, 0, 8, 1, 0, 0, 0, 3, 3, 1, 4])
+
+
+def test_idx_refuses_dtypes_it_cannot_hold(tmp_path):
+    with pytest.raises(CkitError, match=r"idx files hold .*, not int64; cast the array first"):
+        write_idx_gz(tmp_path / "x.gz", np.zeros(2, np.int64))
 
 
 def test_digits28_is_the_default_and_is_scaled():
@@ -89,7 +90,7 @@ def test_fashion_mnist_missing_never_downloads(tmp_path, monkeypatch):
 
 def test_idx_round_trip_other_dtypes(tmp_path):
     values = np.arange(12, dtype=np.int32).reshape(3, 4) - 5
-    write_idx_gz(tmp_path / "a.gz", values, type_byte=0x0C)
+    write_idx_gz(tmp_path / "a.gz", values)
     out = read_idx_gz(tmp_path / "a.gz")
     np.testing.assert_array_equal(out, values)
     assert out.dtype == np.int32 and out.dtype.isnative

@@ -6,14 +6,15 @@ format, convert each into every other, reload with the frameworks' loaders.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from converters.datasets import write_fashion_mnist_cache
 from converters.report import Report, Result, format_matrix, from_dict, to_dict, write_tensorboard
 from converters.validate import (
     KERAS3_SOURCES,
@@ -140,9 +141,11 @@ def test_keras3_only_on_jax_cpu_with_fashion_mnist(tmp_path, monkeypatch, capfd)
     The data is Fashion-MNIST from a tiny Keras cache, which also proves --dataset fashion_mnist end to end.
     """
     pytest.importorskip("jax")
-    from test_datasets import make_fashion_cache
-
-    make_fashion_cache(tmp_path / "keras_home", n_train=64, n_test=32)
+    rng = np.random.default_rng(2)
+    write_fashion_mnist_cache(tmp_path / "keras_home", {
+        "x_train": rng.integers(0, 256, (64, 28, 28), dtype=np.uint8), "y_train": rng.integers(0, 10, 64, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), "y_test": rng.integers(0, 10, 32, dtype=np.uint8),
+    })
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     report = run_validation(ValidateOptions(backend="jax", device="cpu", dataset="fashion_mnist",
                                             json_path=str(tmp_path / "r.json")))
@@ -236,18 +239,14 @@ def test_labels_beyond_the_model_outputs(tmp_path):
         run_validation(ValidateOptions(data=str(tmp_path / "d.npz"), backend="jax", device="cpu", progress=False))
 
 
-def test_gpu_without_one_fails_clearly():
+def test_gpu_without_one_fails_clearly(monkeypatch):
     pytest.importorskip("jax")
-    with pytest.raises(CkitError, match=r"--device gpu: the jax backend sees no GPU \(devices: cpu\); use --device cpu or auto"):
-        # Hiding the GPUs the way --device cpu does makes this hold on a GPU machine too.
-        import os
-
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-        os.environ["JAX_PLATFORMS"] = "cpu"
-        try:
-            run_validation(ValidateOptions(device="gpu", backend="jax", progress=False))
-        finally:
-            del os.environ["CUDA_VISIBLE_DEVICES"], os.environ["JAX_PLATFORMS"]
+    # Hiding the GPUs the way --device cpu does makes this hold on a GPU machine too.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    with pytest.raises(CkitError, match=r"--device gpu: the jax backend sees no GPU \(devices: cpu\); use --device cpu or auto, "
+                                       r"or install a CUDA build of jax"):
+        run_validation(ValidateOptions(device="gpu", backend="jax", progress=False))
 
 
 @pytest.mark.tf
@@ -256,6 +255,71 @@ def test_artifact_that_does_not_fit_the_model():
                                           r"tf_keras.Model.load_weights failed with .*; pass the --model factory that built this artifact"):
         run_validation(ValidateOptions(artifact=str(CNN_WEIGHTS), model="converters.zoo:seed_model", device="cpu",
                                        backend="tensorflow", progress=False))
+
+
+def test_backend_not_installed():
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    with pytest.raises(CkitError, match=r"--backend torch: the Python package 'torch' is not installed; install it or pass "
+                                       r"another --backend \(tensorflow, jax\)"):
+        run_validation(ValidateOptions(backend="torch"))
+
+
+def test_workdir_must_be_empty(tmp_path):
+    (tmp_path / "old.txt").write_text("keep me")
+    with pytest.raises(CkitError, match=r"workdir .* is not empty; expected an empty or new directory for the artifacts"):
+        run_validation(ValidateOptions(workdir=str(tmp_path), backend="jax"))
+    assert (tmp_path / "old.txt").read_text() == "keep me"
+
+
+def test_timeout_stops_the_worker():
+    with pytest.raises(CkitError, match=r"validation did not finish within 0.5 s; raise the timeout or use smaller --data"):
+        run_validation(ValidateOptions(timeout_s=0.5, progress=False))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("raise RuntimeError('no GPU here')", r"--model factories:build raised RuntimeError when building with keras: "
+                                              r"no GPU here; the factory must take the keras module"),
+        ("return 42", r"--model factories:build returned int, expected a Keras model"),
+    ],
+)
+def test_factory_that_does_not_build_a_model(tmp_path, monkeypatch, body, message):
+    pytest.importorskip("jax")
+    (tmp_path / "factories.py").write_text(f"def build(keras):\n    {body}\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(CkitError, match=message):
+        run_validation(ValidateOptions(model="factories:build", backend="jax", device="cpu", progress=False))
+
+
+def test_tf_artifact_on_a_backend_without_tensorflow():
+    pytest.importorskip("jax")
+    with pytest.raises(CkitError, match=r"weights is a tf-checkpoint artifact, which the jax backend cannot load without "
+                                       r"TensorFlow; run with --backend tensorflow"):
+        run_validation(ValidateOptions(artifact=str(ROOT / "fixtures" / "seed" / "tf_keras" / "ckpt" / "weights"),
+                                       model="converters.zoo:seed_model", backend="jax", device="cpu", progress=False))
+
+
+def test_safetensors_names_that_fit_no_weight(tmp_path):
+    from safetensors.numpy import save_file
+
+    from converters.validate import _safetensors_in_model_order
+
+    class Weight:
+        def __init__(self, name):
+            self.name = name
+
+    class Model:
+        weights = [Weight("dense/kernel:0"), Weight("dense/bias:0")]
+
+    save_file({"a": np.zeros(2, np.float32), "b": np.zeros(3, np.float32)}, str(tmp_path / "m.safetensors"))
+    with pytest.raises(MappingError, match=r"m.safetensors: cannot tell which tensor is which weight \(file keys \['a', 'b'\]"):
+        _safetensors_in_model_order(tmp_path / "m.safetensors", Model(), "tf_keras")
+    save_file({"dense/bias": np.ones(2, np.float32), "dense/kernel": np.zeros(3, np.float32), "optimizer/dense/kernel": np.zeros(3, np.float32)},
+              str(tmp_path / "n.safetensors"))
+    kernel, bias = _safetensors_in_model_order(tmp_path / "n.safetensors", Model(), "tf_keras")
+    assert kernel.shape == (3,) and bias.tolist() == [1.0, 1.0]
 
 
 # -- the report's printers ----------------------------------------------------------------------
@@ -302,6 +366,19 @@ def test_tensorboard_scalars(tmp_path):
     assert scalars["h5-weights/keras3-weights/keras.Model.load_weights/max_abs_logit_diff"] == 2.5
     assert scalars["h5-weights/keras3-weights/keras.Model.load_weights/ok"] == 0.0
     assert not any(tag.startswith("h5-weights/tf-checkpoint") for tag in scalars)
+
+
+def test_json_on_stdout_moves_the_matrix_to_stderr(monkeypatch, capsys):
+    monkeypatch.setattr("converters.validate.run_validation", lambda options: REPORT)
+    assert main_validate(json_path="-") == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["results"][1]["ok"] is False
+    assert err.startswith("baseline (m:f on d") and "FAIL h5-weights -> keras3-weights" in err
+
+
+def test_main_validate_refuses_unknown_options():
+    with pytest.raises(TypeError, match=r"main_validate got unknown options \['colour'\]"):
+        main_validate(colour="red")
 
 
 def _read_scalars(logdir: Path) -> dict[str, float]:

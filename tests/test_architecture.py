@@ -1,0 +1,41 @@
+"""The package boundaries the design relies on, checked on the source itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_inspector_never_imports_frameworks_or_converters():
+    for path in sorted((ROOT / "inspector").rglob("*.py")):
+        bad = _imports(path) & {"tensorflow", "keras", "tf_keras", "converters", "torch", "jax"}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_clis_hold_no_format_logic():
+    # CLI modules may reach formats only through the registries and pipelines.
+    for cli in (ROOT / "inspector/cli.py", ROOT / "converters/cli.py"):
+        source = cli.read_text()
+        for word in ("h5py", "BundleReader", "sstable", "zipfile", "struct"):
+            assert word not in source, f"{cli.relative_to(ROOT)} mentions {word}"
+
+
+def test_only_saved_model_output_imports_tensorflow():
+    # Converting to a TF checkpoint (or any other format) must work without TensorFlow installed.
+    for path in sorted((ROOT / "converters").rglob("*.py")):
+        if path.name in ("saved_model.py", "validate.py", "demo.py"):
+            continue
+        assert "tensorflow" not in _imports(path), f"{path.relative_to(ROOT)} imports TensorFlow"
