@@ -534,6 +534,7 @@ class _Worker:
             keras_module.backend.clear_session()
             if fmt == "saved-model" and not (path / "keras_metadata.pb").exists():
                 return self._saved_model_signature(path)
+            _refuse_code_in_config(path, fmt, framework, self.frameworks)
             model = keras_module.models.load_model(str(path), compile=False)
         elif verb == "set_weights":
             model = self.fresh_model(framework)
@@ -727,7 +728,7 @@ def _safetensors_in_model_order(path: Path, model: Any, framework: str) -> list[
                     stated = json.loads(metadata[key])
                 except ValueError:
                     continue
-                if isinstance(stated, list) and sorted(stated) == sorted(tensors):
+                if isinstance(stated, list) and sorted(stated) == sorted(k for k in tensors if not k.startswith("optimizer/")):
                     order = stated
                     break
     if order is None:
@@ -806,3 +807,26 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         sys.exit(_worker_main(sys.argv[2]))
     sys.exit("usage: ckconvert validate (this module's command line is the validation worker's)")
+
+
+def _refuse_code_in_config(path: Path, fmt: str, framework: str, frameworks: dict[str, Any]) -> None:
+    """Check an artifact's model config before a framework rebuilds it from that config.
+
+    tf_keras rebuilds a Lambda layer in a legacy `.h5` or SavedModel by unmarshalling its
+    bytecode, with no safe mode to stop it; a user's artifact is hostile until read, so the
+    same checks the converters apply run first.
+    """
+    from inspector import read_manifest
+
+    from .keras3_config import check_config_safe
+    from .naming import model_config_of
+    from .writers.saved_model import check_config_is_safe
+
+    config = model_config_of(read_manifest(path, fmt))
+    if config is None:
+        return
+    if config["schema"] == "keras3" or framework != "tf_keras":
+        check_config_safe(config["config"])
+    else:
+        check_config_is_safe(config["config"], frameworks["tf_keras"])
+

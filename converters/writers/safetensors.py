@@ -61,6 +61,8 @@ _DTYPE_RANK = {
 _ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
              "I32": 4, "U32": 4, "F32": 4, "C64": 8, "F64": 8, "I64": 8, "U64": 8}  # fmt: skip
 OPTIMIZER_PREFIX = "optimizer/"
+LAYERS_KEY = "ckit.layers"  # JSON [[layer name, [weight names in layer.weights order]], ...]
+ORDER_KEY = "ckit.order"  # JSON [weight names in model.weights-by-layer order]
 
 
 def _producer() -> str:
@@ -152,6 +154,10 @@ class SafetensorsWriter:
                     f"optimizer state ({len(layout.optimizer)} tensors) left out as asked (include_optimizer off)"
                 )
         metadata = {"producer": _producer()}
+        # safetensors keeps names, not order: record the model's layers and their weight order so
+        # ckit (and anyone) can map the file back onto a Keras model without guessing.
+        metadata[LAYERS_KEY] = json.dumps([[layer.name, [ref.name for ref in layer.flat_weights()]] for layer in layout.layers])
+        metadata[ORDER_KEY] = json.dumps([ref.name for ref in layout.flat_weights()])
         if layout.source_format:
             metadata["source_format"] = layout.source_format
         if layout.source_producer:

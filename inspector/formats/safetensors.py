@@ -106,6 +106,11 @@ class SafetensorsReader(ReaderBase):
         for layer, keys in members.items():
             keys.sort(key=lambda k: (k.rsplit("/", 1)[0], kn.variable_rank(k), position[k]))
             place.update((k, (layer, i)) for i, k in enumerate(keys))
+        recorded = _recorded_layers(metadata.get("ckit.layers"), self._entries)
+        if recorded is not None:
+            # Written by ckit: the model's layer order and each layer's weight order are on record.
+            members = dict(recorded)
+            place = {k: (layer, i) for layer, keys in recorded for i, k in enumerate(keys)}
         tensors = []
         for key in ordered:
             dtype, shape, begin, end = self._entries[key]
@@ -117,7 +122,7 @@ class SafetensorsReader(ReaderBase):
             path=str(path),
             tensors=tuple(tensors),
             producer={"framework": metadata.get("framework", "safetensors")},
-            metadata={"safetensors_metadata": metadata, "layer_order": "guessed"},
+            metadata={"safetensors_metadata": metadata, "layer_order": "model" if recorded is not None else "guessed"},
             layers=tuple(members),
             shards=(ShardInfo(str(path), size, True),),
         )
@@ -190,3 +195,24 @@ class _SafetensorsFormat:
 
 
 SAFETENSORS = _SafetensorsFormat()
+
+
+def _recorded_layers(text: str | None, entries: dict[str, Any]) -> list[tuple[str, list[str]]] | None:
+    """The layer record ckit's writer leaves in `__metadata__`, if present and consistent with the file."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list):
+        return None
+    layers: list[tuple[str, list[str]]] = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], list)):
+            return None
+        if not all(isinstance(k, str) and k in entries for k in item[1]):
+            return None
+        layers.append((item[0], list(item[1])))
+    return layers
+

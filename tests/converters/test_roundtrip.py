@@ -113,3 +113,16 @@ def test_safetensors_is_bit_identical(tmp_path, model_name, source, source_forma
             expected = reader.read_tensor(tensor.key)
             assert loaded[tensor.name].dtype == expected.dtype
             assert loaded[tensor.name].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("target", ["h5-weights", "tf-checkpoint", "keras3-weights"])
+@pytest.mark.parametrize("model_name", MODELS)
+def test_safetensors_written_by_ckit_converts_onward(tmp_path, reference, model_name, target):
+    # ckit records layer order in the safetensors metadata, so the file is a full source too.
+    middle = tmp_path / "mid.safetensors"
+    convert(FIXTURES / model_name / "tf_keras/ckpt/weights", middle)
+    dst = tmp_path / TARGETS[target]
+    convert(middle, dst, to=target)
+    inputs, expected = reference(model_name, "tf_keras/ckpt/weights", "tf-checkpoint")
+    got = load(target, dst, model_name, inputs)
+    np.testing.assert_allclose(got.logits, expected.logits, atol=1e-5, rtol=1e-5)
