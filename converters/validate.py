@@ -803,12 +803,6 @@ def _worker_main(spec_path: str) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        sys.exit(_worker_main(sys.argv[2]))
-    sys.exit("usage: ckconvert validate (this module's command line is the validation worker's)")
-
-
 def _refuse_code_in_config(path: Path, fmt: str, framework: str, frameworks: dict[str, Any]) -> None:
     """Check an artifact's model config before a framework rebuilds it from that config.
 
@@ -830,3 +824,8 @@ def _refuse_code_in_config(path: Path, fmt: str, framework: str, frameworks: dic
     else:
         check_config_is_safe(config["config"], frameworks["tf_keras"])
 
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(_worker_main(sys.argv[2]))
+    sys.exit("usage: ckconvert validate (this module's command line is the validation worker's)")
