@@ -8,6 +8,7 @@ too unless --debug asks for the traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -17,6 +18,9 @@ from .errors import CkitError
 
 
 def run(group: click.Group, argv: Sequence[str] | None, prog: str) -> int:
+    # Where a command does load TensorFlow (SavedModel output, config translation, validation),
+    # its C++ start-up chatter would bury ckit's one-line results; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:

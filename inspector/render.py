@@ -23,9 +23,10 @@ def human_bytes(count: int) -> str:
 
 
 def _producer_line(producer: dict[str, Any]) -> str:
-    if not producer:
+    known = {k: v for k, v in producer.items() if v not in (None, "")}
+    if not known:
         return "unknown"
-    return ", ".join(f"{k}={v}" for k, v in producer.items())
+    return ", ".join(f"{k}={v}" for k, v in known.items())
 
 
 def render_table(manifest: Manifest) -> str:

@@ -353,7 +353,7 @@ class Keras3WeightsReader(ReaderBase):
             sources.append((f, None))
             shards.append(ShardInfo(str(self.path), self.path.stat().st_size, True))
         self._layout = Keras3Layout(sources, self.display, None, "keras3")
-        producer = {"framework": "keras3", "keras_version": None, "backend": None}
+        producer = {"framework": "keras3"}  # a bare weights file records no version or backend
         return make_manifest("keras3-weights", self.path, self._layout, producer, {}, shards, notes)
 
     def read_tensor(self, key: str) -> np.ndarray:
