@@ -28,6 +28,9 @@ def measure(label: str, argv: list[str], repeat: int = 3, env: dict | None = Non
     times, peaks = [], []
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     for _ in range(repeat):
+        # Flush the previous run's dirty pages first: otherwise their write-back lands on
+        # whichever command happens to run next and the order of the runs decides the result.
+        os.sync()
         start = time.perf_counter()
         child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
         _, status, usage = os.wait4(child.pid, 0)
