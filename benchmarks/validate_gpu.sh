@@ -11,7 +11,7 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
-#     keras==3.15.1 namex optree h5py ml_dtypes google-crc32c cramjam click protobuf tensorboard safetensors
+#     keras==3.15.1 namex optree h5py ml_dtypes crc32c cramjam click protobuf tensorboard safetensors
 #
 # (namex and optree are Keras 3's own needs that the CUDA image lacks; absl-py, rich and packaging are there.)
 #

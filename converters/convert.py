@@ -89,9 +89,14 @@ def build_layout(
         import keras
 
         return layout_from_model(build_model(model, keras), manifest, read, schema="keras3")
-    from inspector.errors import require
+    try:
+        import tf_keras
+    except ImportError:
+        # Without tf_keras (a Keras 3 only machine, e.g. JAX on a GPU) the training model is built
+        # with Keras 3; a full-model .h5 then gets the Keras 3 flavour, which keras.models.load_model reads.
+        import keras
 
-    tf_keras = require("tf_keras", "tf", "--model with a Keras 2 target")
+        return layout_from_model(build_model(model, keras), manifest, read, schema="keras3")
     return layout_from_model(build_model(model, tf_keras), manifest, read, schema="keras2")
 
 

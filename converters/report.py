@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,10 +169,19 @@ def write_json(report: Report, path: str | Path) -> Path:
     return path
 
 
+def tfrecord(data: bytes) -> bytes:
+    """One TFRecord: length (uint64 LE), masked CRC32C of the length, data, masked CRC32C of the data."""
+    from inspector.crc32c import masked_crc32c
+
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))
+
+
 def write_tensorboard(report: Report, logdir: str | Path) -> Path:
     """Write the report's figures as TensorBoard scalars (step 0), without TensorFlow."""
+    # tensorboard's own EventFileWriter imports TensorFlow whenever it is installed (3 s here) just
+    # to open a file; an event file is TFRecord-framed Event protos, which ckit writes itself.
     from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
@@ -187,12 +198,14 @@ def write_tensorboard(report: Report, logdir: str | Path) -> Path:
             if value is not None and math.isfinite(value):
                 values.append(summary_pb2.Summary.Value(tag=f"{prefix}/{name}", simple_value=value))
         values.append(summary_pb2.Summary.Value(tag=f"{prefix}/ok", simple_value=float(bool(r.ok))))
-    writer = EventFileWriter(str(logdir))
-    try:
-        writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary_pb2.Summary(value=values)))
-        writer.flush()
-    finally:
-        writer.close()
+    events = [
+        event_pb2.Event(wall_time=time.time(), step=0, file_version="brain.Event:2"),
+        event_pb2.Event(wall_time=time.time(), step=0, summary=summary_pb2.Summary(value=values)),
+    ]
+    path = logdir / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.ckit"
+    with open(path, "wb") as handle:
+        for event in events:
+            handle.write(tfrecord(event.SerializeToString()))
     return logdir
 
 
