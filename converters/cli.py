@@ -185,7 +185,8 @@ def validate_command(**options: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return clikit.run(cli, argv, "ckconvert")
+    # ckconvert may load TensorFlow (SavedModel output, Keras config translation, validation).
+    return clikit.run(cli, argv, "ckconvert", filter_native_logs=argv is None)
 
 
 if __name__ == "__main__":

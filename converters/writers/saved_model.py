@@ -91,7 +91,17 @@ def write_saved_model_from_model(
         )
     assign_weights(model, layout, options)
     dst = Path(dst)
-    model.save(str(dst), save_format="tf", include_optimizer=False)
+    # tf_keras logs a warning about "the loaded model" while tracing an uncompiled model for the
+    # SavedModel: it names nothing the user did, so it is held back for the duration of the save.
+    import logging
+
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        model.save(str(dst), save_format="tf", include_optimizer=False)
+    finally:
+        tf_logger.setLevel(level)
     notes = []
     if layout.optimizer:
         notes.append(f"optimizer state ({len(layout.optimizer)} tensors) dropped: the SavedModel is for serving")
