@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -157,12 +158,27 @@ def _layout(
     return ModelLayout(
         layers=layers,
         read=read,
-        optimizer=tuple(weight_ref(t) for t in manifest.by_role("optimizer")),
+        optimizer=tuple(weight_ref(t) for t in optimizer_in_order(manifest)),
         model_config=config,
         training_config=_training_config(manifest),
         source_format=manifest.format,
         source_producer=dict(manifest.producer),
         dropped=notes,
+    )
+
+
+def optimizer_in_order(manifest: Manifest) -> list[TensorInfo]:
+    """Optimizer tensors in the optimizer's own order.
+
+    A reader's `index` gives it where the file lists it (HDF5 `weight_names`); otherwise keys like
+    `optimizer/_variables/10` are ordered by their numbers, not as text (which puts 10 before 2).
+    """
+    def natural(key: str) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+    return sorted(
+        manifest.by_role("optimizer"),
+        key=lambda t: (t.index is None, t.index if t.index is not None else 0, natural(t.key)),
     )
 
 

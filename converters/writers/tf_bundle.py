@@ -299,9 +299,12 @@ def _optimizer_slots(layout: ModelLayout, slots: list[WeightRef]) -> str | None:
     weights = {ref.name: (n, ref) for n, ref in enumerate(layout.flat_weights())}
     last: dict[str, int] = {}
     for ref in slots:
-        kind, _, target = ref.name.partition("/")
-        if target not in weights:
-            return f"slot '{ref.name}' does not name a model variable as '<slot>/<variable>'"
+        parts = ref.name.split("/")
+        # tf_keras scopes slot names with the optimizer's name ("RMSprop/velocity/dense/kernel").
+        split = next((i for i in (1, 2) if "/".join(parts[i:]) in weights), None)
+        if split is None:
+            return f"slot '{ref.name}' does not name a model variable as '[<optimizer>/]<slot>/<variable>'"
+        kind, target = "/".join(parts[:split]), "/".join(parts[split:])
         position, weight = weights[target]
         if tuple(weight.shape) != tuple(ref.shape):
             return f"slot '{ref.name}' has shape {tuple(ref.shape)}, its variable {tuple(weight.shape)}"

@@ -409,7 +409,7 @@ def test_optimizer_that_does_not_map_is_dropped_with_a_note(tmp_path: Path) -> N
     first_kernel = layout.flat_weights()[0].name
     assert result.notes == (
         f"optimizer slots dropped (4 variables): slot 'RMSprop/{first_kernel}/rms' does not name a model "
-        "variable as '<slot>/<variable>'; tf_keras would restore them onto the wrong variables; the iteration "
+        "variable as '[<optimizer>/]<slot>/<variable>'; tf_keras would restore them onto the wrong variables; the iteration "
         "count was kept, the slots start fresh",
     )
     keys = set(_tf().train.load_checkpoint(str(tmp_path / "w")).get_variable_to_shape_map())
