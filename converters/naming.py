@@ -251,7 +251,28 @@ def layout_from_model(
             f"{manifest.path}: the artifact has {len(source)} model weights but the model given with --model "
             f"has {position}; expected the same architecture; check the --model factory"
         )
-    return _layout(manifest, read, tuple(nodes), _live_config(model, schema))
+    layout = _layout(manifest, read, tuple(nodes), _live_config(model, schema))
+    if layout.training_config is None and schema == "keras2":
+        # The factory compiled the model: its training setup is the user's statement of it.
+        from dataclasses import replace
+
+        layout = replace(layout, training_config=_live_training_config(model))
+    return layout
+
+
+def _live_training_config(model: Any) -> dict[str, Any] | None:
+    """tf_keras's own record of how a compiled model trains (what `save("x.h5")` stores)."""
+    try:
+        from tf_keras.src.saving.legacy import saving_utils
+
+        metadata = saving_utils.model_metadata(model, include_optimizer=True, require_config=False)
+        return json.loads(json.dumps(metadata.get("training_config"), default=_json_scalar)) or None
+    except Exception:  # an uncompiled model, or a tf_keras without this helper: nothing to carry
+        return None
+
+
+def _json_scalar(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _weighted_layers(model: Any) -> list[Any]:

@@ -262,13 +262,14 @@ class H5ModelWriter:
                 notes.append("no training config in the source: the model loads uncompiled")
             notes += write_weights_group(f.create_group("model_weights"), layout, options)
             if layout.optimizer and options.include_optimizer:
-                for ref in layout.optimizer:
+                # tf_keras restores `optimizer_weights` positionally onto `optimizer.variables`, which
+                # does not include the learning rate (a checkpoint has it; the training config keeps it).
+                saved = [r for r in layout.optimizer if not (r.attribute == "learning_rate" and not r.shape)]
+                for ref in saved:
                     _check_h5_dtype(ref)
                 g = f.create_group("optimizer_weights")
-                save_attributes_to_hdf5_group(
-                    g, "weight_names", [weight_name(r).encode("utf8") for r in layout.optimizer]
-                )
-                for ref in layout.optimizer:
+                save_attributes_to_hdf5_group(g, "weight_names", [weight_name(r).encode("utf8") for r in saved])
+                for ref in saved:
                     _write_dataset(g, ref, layout, options)
             elif layout.optimizer:
                 notes.append(

@@ -41,3 +41,19 @@ def test_slots_and_iterations_restore_into_tf_keras(tmp_path, model_name, source
 def test_dropped_optimizer_state_is_reported(tmp_path):
     result = convert(FIXTURES / "seed/tf_keras/ckpt/weights", tmp_path / "w.h5", to="h5-weights")
     assert any("optimizer state (6 tensors) dropped" in note for note in result.notes), result.notes
+
+
+@pytest.mark.parametrize("model_name", ["seed", "cnn"])
+def test_checkpoint_optimizer_state_restores_from_h5_model(tmp_path, model_name):
+    import tf_keras
+
+    reference = zoo.MODELS[model_name](tf_keras)
+    reference.optimizer.build(reference.trainable_variables)
+    reference.load_weights(str(FIXTURES / model_name / "tf_keras/ckpt/weights"))
+    dst = tmp_path / "m.h5"
+    convert(FIXTURES / model_name / "tf_keras/ckpt/weights", dst, to="h5-model", model=f"converters.zoo:{model_name}_model")
+    model = tf_keras.models.load_model(str(dst))  # compiled: restores optimizer_weights too
+    got, expected = _optimizer_values(model), _optimizer_values(reference)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.tobytes() == e.tobytes()
