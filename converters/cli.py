@@ -10,9 +10,11 @@ from typing import Any, Callable, Sequence
 import click
 
 from inspector import clikit
+from inspector.registry import FORMAT_IDS
 
-TARGETS_HELP = "h5-weights, h5-model, tf-checkpoint, saved-model, keras3-weights, keras3-model, safetensors"
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+from .registry import TARGET_IDS
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
 
@@ -24,10 +26,13 @@ def parse_size(text: str | None) -> int | None:
     match = _SIZE.match(text)
     unit = (match.group(2) or "").lower() if match else None
     if not match or unit not in _UNITS:
-        raise click.BadParameter(f"'{text}' is not a size; expected a number with an optional unit like 100MB or 2GiB")
+        raise click.BadParameter(
+            f"'{text}' is not a size; expected a number with an optional unit like 100MB, 2GiB or 1e9",
+            param_hint="'--max-shard-size'",
+        )
     size = int(float(match.group(1)) * _UNITS[unit])
     if size <= 0:
-        raise click.BadParameter(f"'{text}' must be larger than zero")
+        raise click.BadParameter(f"'{text}' must be larger than zero", param_hint="'--max-shard-size'")
     return size
 
 
@@ -37,7 +42,8 @@ def _conversion_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-verify", is_flag=True, help="Skip re-reading the output and comparing every tensor."),
         click.option("--model", metavar="MODULE:FUNCTION",
                      help="Training-model factory that decides names and layer order when the artifact cannot."),
-        click.option("--format", "source_format", metavar="FORMAT", help="Source format, when detection is not wanted."),
+        click.option("--format", "source_format", type=click.Choice(FORMAT_IDS),
+                     help="Read SRC as this format instead of detecting it."),
         click.option("--max-shard-size", metavar="SIZE", help="Split output into shards of at most SIZE (e.g. 100MB)."),
         click.option("--no-optimizer", is_flag=True, help="Leave optimizer state out of the output."),
         click.option("--quiet", "-q", is_flag=True, help="Print nothing on success."),
@@ -137,7 +143,7 @@ def tf_to_h5(src: str, dst: str, **opts: Any) -> int:
 @cli.command("convert")
 @click.argument("src")
 @click.argument("dst")
-@click.option("--to", "to", metavar="FORMAT", help=f"Target format: {TARGETS_HELP}. Default: from DST's suffix.")
+@click.option("--to", "to", type=click.Choice(TARGET_IDS), help="Target format. Default: from DST's suffix.")
 @_conversion_options
 def convert_command(src: str, dst: str, to: str | None, **opts: Any) -> int:
     """Convert SRC into DST, any format to any format.

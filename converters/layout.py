@@ -12,9 +12,10 @@ stays bounded by the largest tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
+if TYPE_CHECKING:  # values flow through as numpy arrays; describing a layout needs no numpy
+    import numpy as np
 
 # Class names of layers that contain other layers as a list (their children are
 # layers, named by position) and of layers that hold one RNN cell.

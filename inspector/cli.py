@@ -9,8 +9,10 @@ from typing import Sequence
 import click
 
 from . import clikit
+from .registry import FORMAT_IDS
 
-FORMAT_HELP = "Override detection: h5-weights, h5-model, tf-checkpoint, saved-model, keras3-weights, keras3-model, safetensors."
+FORMAT_HELP = "Read PATH as this format instead of detecting it."
+FORMAT_CHOICE = click.Choice(FORMAT_IDS)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +25,7 @@ def cli(debug: bool) -> None:
 @cli.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (schema ckit.manifest/1).")
-@click.option("--format", "format_", metavar="FORMAT", help=FORMAT_HELP)
+@click.option("--format", "format_", type=FORMAT_CHOICE, help=FORMAT_HELP)
 def dump(path: str, as_json: bool, format_: str | None) -> int:
     """List every tensor of PATH: key, canonical name, dtype, shape, bytes, role.
 
@@ -42,7 +44,7 @@ def dump(path: str, as_json: bool, format_: str | None) -> int:
 @cli.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
-@click.option("--format", "format_", metavar="FORMAT", help=FORMAT_HELP)
+@click.option("--format", "format_", type=FORMAT_CHOICE, help=FORMAT_HELP)
 def verify(path: str, as_json: bool, format_: str | None) -> int:
     """Read every byte of PATH and check every checksum; exit 1 naming each damaged tensor."""
     from .render import human_bytes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import threading
 from typing import Iterator, Sequence
@@ -62,26 +63,63 @@ def native_logs_filtered() -> Iterator[None]:
         os.close(saved)
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C so `finally` blocks remove partial output."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_unwinds() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into an exception for the duration of a command (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(group: click.Group, argv: Sequence[str] | None, prog: str, filter_native_logs: bool = False) -> int:
     # Where a command does load TensorFlow (SavedModel output, config translation, validation),
     # its C++ start-up chatter would bury ckit's one-line results; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = list(sys.argv[1:] if argv is None else argv)
+    # --debug is ckit's, not a command's: accepted anywhere on the line.
     debug = "--debug" in args
-    if filter_native_logs and not debug:
-        with native_logs_filtered():
-            return _run(group, args, prog, debug)
-    return _run(group, args, prog, debug)
+    args = [a for a in args if a != "--debug"]
+    with _termination_unwinds():
+        if filter_native_logs and not debug:
+            with native_logs_filtered():
+                return _run(group, args, prog, debug)
+        return _run(group, args, prog, debug)
 
 
 def _run(group: click.Group, args: list[str], prog: str, debug: bool) -> int:
     try:
         result = group.main(args=args, prog_name=prog, standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo(f"{prog}: aborted", err=True)
-        return 1
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C into Abort; either way the conversion's `finally` has cleaned up.
+        click.echo(f"{prog}: interrupted; nothing was written", err=True)
+        return 130
+    except Terminated as exc:
+        click.echo(f"{prog}: terminated by signal {exc.signum}; nothing was written", err=True)
+        return 128 + exc.signum
+    except click.UsageError as exc:
+        command = f" {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else ""
+        click.echo(f"{prog}: error: {exc.format_message()} (see '{prog}{command} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"{prog}: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except CkitError as exc:
         if debug:
@@ -91,12 +129,9 @@ def _run(group: click.Group, args: list[str], prog: str, debug: bool) -> int:
     except OSError as exc:
         if debug:
             raise
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        click.echo(f"{prog}: error:{where}: {exc.strerror or exc}", err=True)
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"{prog}: error: {where}{exc.strerror or exc}", err=True)
         return 1
-    except KeyboardInterrupt:
-        click.echo(f"{prog}: interrupted", err=True)
-        return 130
     except Exception as exc:  # a bug in ckit: still one line, unless --debug
         if debug:
             raise
@@ -107,7 +142,3 @@ def _run(group: click.Group, args: list[str], prog: str, debug: bool) -> int:
         )
         return 1
     return result if isinstance(result, int) else 0
-
-
-def debug_option(function):
-    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(function)

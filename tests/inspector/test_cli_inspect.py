@@ -101,20 +101,25 @@ def test_truncated_index_is_one_line_error(tmp_path, capsys):
 
 
 def test_unknown_format_name_lists_the_known_ones(capsys):
-    assert main(["dump", "--format", "onnx", str(FIXTURES / "seed/tf_keras/weights.h5")]) == 1
+    assert main(["dump", "--format", "onnx", str(FIXTURES / "seed/tf_keras/weights.h5")]) == 2
     err = capsys.readouterr().err
-    assert "format 'onnx' is not known" in err and "tf-checkpoint" in err
+    assert err.count("\n") == 1
+    assert "'onnx' is not one of" in err and "'tf-checkpoint'" in err and "see 'ckinspect dump --help'" in err
 
 
-def test_debug_shows_traceback(tmp_path):
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_traceback(tmp_path, where):
     path = tmp_path / "bad.bin"
     path.write_bytes(b"junk")
+    argv = ["--debug", "dump", str(path)] if where == "before" else ["dump", str(path), "--debug"]
     with pytest.raises(Exception, match="not a recognised artifact"):
-        main(["--debug", "dump", str(path)])
+        main(argv)
 
 
-def test_usage_error_exits_2(capsys):
+def test_usage_error_is_one_line_and_exits_2(capsys):
     assert main(["dump"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ckinspect: error: Missing argument 'PATH'. (see 'ckinspect dump --help')\n"
 
 
 def test_dump_of_checkpoint_imports_neither_tensorflow_nor_h5py():
