@@ -61,6 +61,8 @@ def verify(path: str, as_json: bool, format_: str | None) -> int:
             f"{status}: {report.manifest.format} {report.manifest.path}: {report.checked} of "
             f"{len(report.manifest.tensors)} tensors read, {human_bytes(report.bytes_read)}"
         )
+        for note in report.notes:
+            click.echo(f"note: {note}")
     return 0 if report.ok else 1
 
 

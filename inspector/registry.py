@@ -8,6 +8,7 @@ dumping a TF checkpoint never imports h5py.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 from .errors import UnknownFormat
@@ -42,23 +43,75 @@ def get_format(name: str) -> Format:
 
 
 def detect(path: str | Path) -> Format:
-    """The format of the artifact at `path`, by content first and suffix second."""
+    """The format of the artifact at `path`, by content first, then by what the path plainly targets.
+
+    When no content matches but the path names one format (a `.index` file, a checkpoint
+    prefix or directory, a folder with saved_model.pb, a `.keras` file, ...), that format is
+    returned so that its `open` raises the precise error instead of a vague "not recognised".
+    """
     path = Path(path)
     if not path.exists() and not _is_checkpoint_prefix(path):
         raise UnknownFormat(f"{path}: no such file or directory; expected a Keras/TensorFlow artifact")
+    refuse_special_file(path)
     for name in FORMAT_IDS:
         fmt = get_format(name)
         if fmt.sniff(path):
             return fmt
+    hinted = _targeted_format(path)
+    if hinted is not None:
+        return get_format(hinted)
     lowered = path.name.lower()
     for name in FORMAT_IDS:
         fmt = get_format(name)
         if any(lowered.endswith(suffix) for suffix in fmt.suffixes):
             return fmt
+    if path.is_dir():
+        raise UnknownFormat(
+            f"{path}: a directory with no saved_model.pb, no 'checkpoint' file and no .index file; expected a "
+            "SavedModel or checkpoint directory, or a file (.h5, .keras, .weights.h5, .weights.json, .safetensors); "
+            "pass the artifact itself"
+        )
     raise UnknownFormat(
         f"{path}: not a recognised artifact (content matches no format); expected one of "
         f"{', '.join(FORMAT_IDS)}; pass --format to choose one"
     )
+
+
+_DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def _targeted_format(path: Path) -> str | None:
+    """The one format a path plainly aims at, from names alone (content failed every sniff)."""
+    name = path.name.lower()
+    if name.endswith(".index") or _DATA_FILE.search(path.name) or (not path.is_dir() and _is_checkpoint_prefix(path)):
+        return "tf-checkpoint"
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "saved-model"
+        try:
+            if (path / "checkpoint").is_file() or any(child.name.endswith(".index") for child in path.iterdir()):
+                return "tf-checkpoint"
+        except OSError:
+            return None
+        return None
+    if name.endswith(".keras"):
+        return "keras3-model"
+    if name.endswith((".weights.json", ".weights.h5")):
+        return "keras3-weights"
+    if name.endswith(".safetensors"):
+        return "safetensors"
+    if name == "saved_model.pb":
+        return "saved-model"
+    return None
+
+
+def refuse_special_file(path: Path) -> None:
+    """Refuse FIFOs, sockets and devices before anything opens them (opening a FIFO blocks)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise UnknownFormat(
+            f"{path}: not a regular file or directory (a FIFO, socket or device); expected a Keras/TensorFlow "
+            "artifact file or directory; pass the artifact itself"
+        )
 
 
 def _is_checkpoint_prefix(path: Path) -> bool:
@@ -68,6 +121,8 @@ def _is_checkpoint_prefix(path: Path) -> bool:
 
 def open_artifact(path: str | Path, format: str | None = None) -> ArtifactReader:
     """Open the artifact at `path` (format detected unless given)."""
+    if format:
+        refuse_special_file(Path(path))
     fmt = get_format(format) if format else detect(path)
     return fmt.open(Path(path))
 

@@ -64,6 +64,10 @@ def open_h5(source: str | Path | BinaryIO, display: str, expected: str):
     """Open an HDF5 file read-only; anything h5py rejects becomes a one-line CorruptArtifact."""
     mod = h5py()
     if isinstance(source, (str, Path)):
+        if Path(source).is_dir():
+            raise CorruptArtifact(f"{display}: is a directory; expected a file, {expected}")
+        if Path(source).exists() and not Path(source).is_file():
+            raise CorruptArtifact(f"{display}: not a regular file (a FIFO, socket or device); expected {expected}")
         try:
             size = Path(source).stat().st_size
         except OSError as exc:
@@ -121,6 +125,11 @@ def check_dataset(ds: Any, display: str) -> None:
         raise UnsafeArtifact(
             f"{display}: dataset '{ds.name}' stores its data in external file(s) {ds.external[0][0]!r}; "
             "ckit refuses external datasets, expected data inside the file"
+        )
+    if ds.shape is None:
+        raise CorruptArtifact(
+            f"{display}: dataset '{ds.name}' has a null dataspace (no shape and no data, h5py.Empty); "
+            "expected an array of weights; the file is damaged or was not written by Keras"
         )
     if ds.is_virtual:
         raise UnsafeArtifact(
@@ -297,6 +306,9 @@ def read_dataset(ds: Any, display: str) -> np.ndarray:
     except (OSError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CorruptArtifact(f"{display}: cannot read dataset '{ds.name}' ({reason}); the file may be truncated or damaged") from None
+    if value.dtype.byteorder == ">":
+        # Callers compare bytes across formats: hand out native little-endian values.
+        value = value.astype(value.dtype.newbyteorder("<"))
     if dtype == "bfloat16":
         import ml_dtypes
 

@@ -24,6 +24,8 @@ from .base import ReaderBase
 
 _EXPECT_WEIGHTS = "a Keras .h5 weights file (save_weights) with a root 'layer_names' attribute"
 _EXPECT_MODEL = "a Keras .h5 model file (model.save) with a 'model_weights' group and a 'model_config' attribute"
+# Before the root attributes are read nobody knows which of the two a damaged file was meant to be.
+_EXPECT_EITHER = "a Keras .h5 weights or model file (model.save_weights('w.h5') or model.save('m.h5'))"
 
 
 def _root_kind(f: Any) -> str | None:
@@ -90,7 +92,7 @@ class KerasH5Reader(ReaderBase):
         self.path = path
         self.display = str(path)
         expected = _EXPECT_MODEL if kind == "h5-model" else _EXPECT_WEIGHTS
-        self._file = _hdf5.open_h5(path, self.display, expected)
+        self._file = _hdf5.open_h5(path, self.display, _EXPECT_EITHER)
         try:
             self.manifest = self._build(kind, expected)
         except CkitError:
@@ -111,7 +113,7 @@ class KerasH5Reader(ReaderBase):
             groups = sorted(f.keys())[:8]
             raise CorruptArtifact(
                 f"{self.display}: an HDF5 file without Keras layer attributes (root attributes {attrs}, "
-                f"groups {groups}); expected {expected}"
+                f"groups {groups}); expected {_EXPECT_EITHER}"
             )
         if found != kind:
             other = "h5-model" if kind == "h5-weights" else "h5-weights"
@@ -132,7 +134,7 @@ class KerasH5Reader(ReaderBase):
                     continue
                 try:
                     metadata[attr] = json.loads(raw)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, RecursionError):
                     raise CorruptArtifact(f"{self.display}: attribute '{attr}' is not valid JSON; expected a Keras config") from None
         nested = _model_layer_names(metadata.get("model_config")) if framework == "keras3" else set()
 

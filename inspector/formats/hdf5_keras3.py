@@ -12,6 +12,7 @@ optimizer under `optimizer/vars`.  Since Keras 3.6 each `vars` group has a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -87,8 +88,10 @@ class Keras3Layout:
     """Tensors of one Keras 3 weights store (one or more HDF5 files), named and ordered."""
 
     def __init__(self, files: list[tuple[Any, str | None]], display: str, model_config: Mapping[str, Any] | None,
-                 framework: str) -> None:
+                 framework: str, incomplete: Mapping[str, str] | None = None) -> None:
         self.display = display
+        # owner path -> name of a missing shard that held some of its variables: gaps there are expected
+        self.incomplete: dict[str, str] = dict(incomplete or {})
         self.framework = framework
         self.config = map_config(model_config)
         self.root_name = model_config.get("config", {}).get("name") if isinstance(model_config, Mapping) else None
@@ -206,6 +209,47 @@ class Keras3Layout:
         return sorted(((int(k[len(prefix):]) if k[len(prefix):].isdigit() else None, k) for k in found),
                       key=lambda item: (item[0] is None, item[0] or 0, item[1]))
 
+    def checked_var_keys(self, owner: str) -> list[tuple[int | None, str]]:
+        """`var_keys`, refusing a `vars` group with a gap (vars/0..n-1 expected) or fewer variables than its class has."""
+        keys = self.var_keys(owner)
+        if owner in self.incomplete:
+            return keys  # listed under their true positions; the missing shard is on record
+        group = f"{owner}/vars"
+        positions = {p for p, _ in keys if p is not None}
+        if positions and positions != set(range(len(positions))):
+            missing = min(set(range(max(positions) + 1)) - positions)
+            raise CorruptArtifact(
+                f"{self.display}: group '{group}' has no dataset '{group}/{missing}' but holds "
+                f"'{group}/{max(positions)}'; expected consecutive datasets 0..{max(positions)} (one per variable); "
+                f"{self._gap_advice()}"
+            )
+        entry = self.config.get(owner)
+        if entry is not None:
+            expected = kn.variable_names(entry.class_name, entry.config)
+            if expected is not None and len(keys) < len(expected):
+                raise CorruptArtifact(
+                    f"{self.display}: group '{group}' holds {len(keys)} variable(s) but the config's {entry.class_name} "
+                    f"layer '{entry.name}' has {len(expected)} ({', '.join(expected)}); expected one dataset per "
+                    f"variable (missing '{group}/{len(keys)}'); the weights are damaged: re-save the model with Keras"
+                )
+        return keys
+
+    def _gap_advice(self) -> str:
+        name = Path(self.display).name
+        if re.search(r"_\d{5}\.weights\.h5$", name):
+            return ("this looks like one shard of a sharded save: open its .weights.json index instead, "
+                    "with every shard beside it")
+        return "the file is damaged or a variable was deleted: re-save the weights with Keras"
+
+    def _names_for(self, owner: str, keys: list[tuple[int | None, str]]) -> list[str]:
+        if owner not in self.incomplete:
+            return self.variable_names(owner, len(keys))
+        # Some variables are in a missing shard: keep every name at its true position, never renumber.
+        entry = self.config.get(owner)
+        known = kn.variable_names(self._class_of(owner), entry.config if entry else None)
+        return [known[p] if (known and p is not None and p < len(known)) else (f"vars/{p}" if p is not None else k.rsplit("/", 1)[-1])
+                for p, k in keys]
+
     # -- manifest pieces -----------------------------------------------------
     def build(self) -> tuple[list[TensorInfo], list[str], bool]:
         """(tensors, top-level layers with weights in order, whether the order is the model's)."""
@@ -218,10 +262,13 @@ class Keras3Layout:
                 layer = self.layer_name(top)
                 index = 0
                 for owner in self.owners_in_order(top):
-                    keys = self.var_keys(owner)
-                    names = self.variable_names(owner, len(keys))
+                    keys = self.checked_var_keys(owner)
+                    names = self._names_for(owner, keys)
                     prefix = self.prefix(owner)
-                    for (_, key), var in zip(keys, names):
+                    base = index
+                    for (position, key), var in zip(keys, names):
+                        if owner in self.incomplete and position is not None:
+                            index = max(index, base + position)  # a gap stays a gap
                         tensors.append(self._info(key, f"{prefix}/{var}", "weight", layer, index))
                         named.add(key)
                         index += 1
@@ -229,12 +276,12 @@ class Keras3Layout:
                     layers.append(layer)
         opt_index = 0
         for owner in self.owners_in_order("/optimizer"):
-            for position, key in self.var_keys(owner):
+            for position, key in self.checked_var_keys(owner):
                 tensors.append(self._info(key, self._optimizer_name(owner, position, key), "optimizer", None, opt_index))
                 named.add(key)
                 opt_index += 1
         root = self.root_name or self.name_attrs.get("") or "model"
-        for position, key in self.var_keys(""):
+        for position, key in self.checked_var_keys(""):
             tensors.append(self._info(key, f"{root}/vars/{position}", "weight", None, position))
             named.add(key)
         for key in self.datasets:
@@ -284,7 +331,13 @@ def read_weight_map(path: Path) -> dict[str, list[str]]:
         size = path.stat().st_size
         if size > _MAX_JSON_BYTES:
             raise CorruptArtifact(f"{display}: {size} bytes is too large for a shard index; expected {_EXPECT_JSON}")
+        if path.is_dir():
+            raise CorruptArtifact(f"{display}: is a directory; expected a file, {_EXPECT_JSON}")
+        if not path.is_file() and path.exists():
+            raise CorruptArtifact(f"{display}: not a regular file (a FIFO, socket or device); expected {_EXPECT_JSON}")
         data = json.loads(path.read_bytes())
+    except RecursionError:
+        raise CorruptArtifact(f"{display}: JSON nested too deeply to parse; expected {_EXPECT_JSON}") from None
     except OSError as exc:
         raise CorruptArtifact(f"{display}: cannot be read ({exc.strerror}); expected {_EXPECT_JSON}") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -326,21 +379,34 @@ class Keras3WeightsReader(ReaderBase):
         notes: list[str] = []
         shards: list[ShardInfo] = []
         sources: list[tuple[Any, str | None]] = []
+        incomplete: dict[str, str] = {}
         if _is_json(self.path):
             weight_map = read_weight_map(self.path)
             names: list[str] = []
             for files in weight_map.values():
                 names.extend(f for f in files if f not in names)
+            missing: set[str] = set()
             for name in names:
                 shard_path = self.path.with_name(name)
                 if not shard_path.is_file():
                     shards.append(ShardInfo(str(shard_path), 0, False))
-                    notes.append(f"shard {name} named in the weight_map is missing; its tensors are not listed")
+                    groups = sorted(g for g, files in weight_map.items() if name in files)
+                    notes.append(
+                        f"shard {name} named in the weight_map is missing: the variables it holds "
+                        f"({', '.join(groups) or 'none listed'}) are not listed and cannot be read"
+                    )
+                    missing.add(name)
                     continue
                 f = _hdf5.open_h5(shard_path, f"{self.display} (shard {name})", "a Keras 3 .weights.h5 shard")
                 self._files.append(f)
                 sources.append((f, name))
                 shards.append(ShardInfo(str(shard_path), shard_path.stat().st_size, True))
+            for group, files in weight_map.items():
+                lost = [f for f in files if f in missing]
+                if lost:
+                    owner = "/" + group.strip("/")
+                    owner = owner[: -len("/vars")] if owner.endswith("/vars") else owner
+                    incomplete[owner if owner != "/" else ""] = lost[0]
         else:
             f = _hdf5.open_h5(self.path, self.display, _EXPECT)
             self._files.append(f)
@@ -352,7 +418,7 @@ class Keras3WeightsReader(ReaderBase):
                 )
             sources.append((f, None))
             shards.append(ShardInfo(str(self.path), self.path.stat().st_size, True))
-        self._layout = Keras3Layout(sources, self.display, None, "keras3")
+        self._layout = Keras3Layout(sources, self.display, None, "keras3", incomplete)
         producer = {"framework": "keras3"}  # a bare weights file records no version or backend
         return make_manifest("keras3-weights", self.path, self._layout, producer, {}, shards, notes)
 
@@ -372,6 +438,8 @@ def _is_json(path: Path) -> bool:
     if path.name.lower().endswith(".json"):
         return True
     try:
+        if not path.is_file():  # never open a FIFO or device: it could block
+            return False
         with open(path, "rb") as fh:
             return fh.read(64).lstrip()[:1] == b"{"
     except OSError:

@@ -12,12 +12,13 @@ import io
 import json
 import struct
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import CkitError, CorruptArtifact, MissingData, UnsafeArtifact, UnsupportedFeature
+from ..errors import ChecksumMismatch, CkitError, CorruptArtifact, MissingData, UnsafeArtifact, UnsupportedFeature
 from ..manifest import Manifest, ShardInfo
 from . import _hdf5
 from .base import ReaderBase
@@ -82,6 +83,8 @@ class KerasArchiveReader(ReaderBase):
         self._zip: zipfile.ZipFile | None = None
         self._raw: BinaryIO | None = None
         self._h5: Any = None
+        self._crc_checked = False
+        self._crc_error: CkitError | None = None
         try:
             self.manifest = self._open()
         except CkitError:
@@ -92,7 +95,11 @@ class KerasArchiveReader(ReaderBase):
             raise CorruptArtifact(f"{self.display}: cannot read the archive ({exc}); expected {_EXPECT}") from None
 
     def _open(self) -> Manifest:
+        if self.path.is_dir():
+            raise CorruptArtifact(f"{self.display}: is a directory; expected a file, {_EXPECT}")
         if not self.path.is_file():
+            if self.path.exists():
+                raise CorruptArtifact(f"{self.display}: not a regular file (a FIFO, socket or device); expected {_EXPECT}")
             raise MissingData(f"{self.display}: no such file; expected {_EXPECT}")
         if self.path.stat().st_size == 0:
             raise CorruptArtifact(f"{self.display}: the file is empty; expected {_EXPECT}")
@@ -159,6 +166,8 @@ class KerasArchiveReader(ReaderBase):
             raw = fh.read(MAX_JSON_BYTES + 1)
         try:
             return json.loads(raw)
+        except RecursionError:
+            raise CorruptArtifact(f"{self.display}: member {name} nests JSON too deeply to parse; expected {_EXPECT}") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptArtifact(f"{self.display}: member {name} is not valid JSON ({exc}); expected {_EXPECT}") from None
 
@@ -178,8 +187,16 @@ class KerasArchiveReader(ReaderBase):
                     f"{self.display}: member {_WEIGHTS} runs past the end of the file; the archive is truncated"
                 )
             return _MemberWindow(self._raw, start, info.file_size)
-        with self._zip.open(info) as fh:
-            data = fh.read(info.file_size + 1)
+        try:
+            with self._zip.open(info) as fh:
+                data = fh.read(info.file_size + 1)
+        except zipfile.BadZipFile as exc:
+            cls = ChecksumMismatch if "CRC" in str(exc) else CorruptArtifact
+            raise cls(f"{self.display}: archive member {_WEIGHTS} does not inflate cleanly ({exc}); "
+                      "the archive is damaged: copy or re-save it") from None
+        except (zlib.error, EOFError) as exc:
+            raise CorruptArtifact(f"{self.display}: archive member {_WEIGHTS} does not inflate ({exc}); "
+                                  "the archive is damaged: copy or re-save it") from None
         if len(data) != info.file_size:
             raise CorruptArtifact(
                 f"{self.display}: member {_WEIGHTS} inflates to {len(data)} bytes, not the declared {info.file_size}"
@@ -196,7 +213,40 @@ class KerasArchiveReader(ReaderBase):
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         return info.header_offset + 30 + name_len + extra_len
 
+    def check_integrity(self) -> None:
+        """Check the weights member's CRC-32 against the zip directory, once (streamed; a few ms per 10 MB).
+
+        A deflated member was checked by zipfile when it was inflated; a stored one is read in
+        place, so nothing else would notice a flipped byte inside it.
+        """
+        if self._crc_error is not None:
+            raise ChecksumMismatch(str(self._crc_error)) from None
+        if self._crc_checked or self._zip is None:
+            return
+        info = self._zip.getinfo(_WEIGHTS)
+        if info.compress_type == zipfile.ZIP_STORED:
+            start = self._data_offset(info)
+            crc, remaining = 0, info.file_size
+            with open(self.path, "rb") as fh:
+                fh.seek(start)
+                while remaining:
+                    chunk = fh.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        raise CorruptArtifact(
+                            f"{self.display}: member {_WEIGHTS} runs past the end of the file; the archive is truncated"
+                        )
+                    crc = zlib.crc32(chunk, crc)
+                    remaining -= len(chunk)
+            if crc != info.CRC:
+                self._crc_error = ChecksumMismatch(
+                    f"{self.display}: CRC-32 of archive member {_WEIGHTS} is 0x{crc:08x}; expected 0x{info.CRC:08x} "
+                    "from the zip directory (the archive is damaged: copy or re-save it)"
+                )
+                raise ChecksumMismatch(str(self._crc_error)) from None
+        self._crc_checked = True
+
     def read_tensor(self, key: str) -> np.ndarray:
+        self.check_integrity()
         return self._layout.read(key)
 
     def close(self) -> None:

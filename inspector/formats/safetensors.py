@@ -46,6 +46,10 @@ DTYPES: dict[str, str] = {
 
 def _header(path: Path, display: str) -> tuple[dict[str, Any], int, int]:
     """(header, header length, file size), with the length checked against the file."""
+    if path.is_dir():
+        raise CorruptArtifact(f"{display}: is a directory; expected a file, {_EXPECT}")
+    if path.exists() and not path.is_file():
+        raise CorruptArtifact(f"{display}: not a regular file (a FIFO, socket or device); expected {_EXPECT}")
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -65,6 +69,8 @@ def _header(path: Path, display: str) -> tuple[dict[str, Any], int, int]:
         raise MissingData(f"{display}: cannot be read ({exc.strerror}); expected {_EXPECT}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise CorruptArtifact(f"{display}: the header nests JSON too deeply to parse; expected {_EXPECT}") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptArtifact(f"{display}: the header is not valid JSON ({exc}); expected {_EXPECT}") from None
     if not isinstance(header, dict):
@@ -203,7 +209,7 @@ def _recorded_layers(text: str | None, entries: dict[str, Any]) -> list[tuple[st
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(value, list):
         return None

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from ..dtypes import TF_DTYPE_NAMES
 from ..errors import CorruptArtifact, UnknownFormat
-from ..manifest import Manifest
+from ..manifest import Manifest, ShardInfo
 from .base import ReaderBase
 from .tf_bundle import BundleReader, bundle_tensors, index_path
 
@@ -99,7 +99,7 @@ class SavedModelArtifact(ReaderBase):
             for node in keras_meta.nodes:
                 try:
                     record = json.loads(node.metadata) if node.metadata else {}
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise CorruptArtifact(
                         f"{keras_pb}: metadata of node {node.node_path!r} is not JSON; the file is damaged"
                     ) from None
@@ -132,7 +132,17 @@ class SavedModelArtifact(ReaderBase):
                 notes.append("the object graph could not be read: roles and names are guessed from the keys")
             shards = tuple(self.bundle.shards())
         else:
-            notes.append("SavedModel has no variables (variables/variables.index is absent)")
+            variables = sum(1 for node in meta_graph.object_graph_def.nodes if node.WhichOneof("kind") == "variable")
+            if variables:
+                # The graph restores variables from a bundle that is not there: the data is missing.
+                missing = index_path(prefix)
+                notes.append(
+                    f"{missing} is missing but saved_model.pb has {variables} variable(s): their values cannot be read "
+                    "(copy the complete SavedModel directory, including variables/)"
+                )
+                shards = (ShardInfo(str(missing), 0, False),)
+            else:
+                notes.append("SavedModel has no variables (variables/variables.index is absent)")
 
         root_children = {c.local_name for c in meta_graph.object_graph_def.nodes[0].children} if meta_graph.object_graph_def.nodes else set()
         if not keras_pb.is_file() and "_all_variables" in root_children:

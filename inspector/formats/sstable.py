@@ -46,6 +46,8 @@ def read_varint(buf: bytes | memoryview, pos: int, limit: int, what: str, path: 
 def has_table_magic(path: Path) -> bool:
     """Cheap check: does the file end with the LevelDB table magic?  Never raises."""
     try:
+        if not Path(path).is_file():  # never open a FIFO or device: it could block
+            return False
         with open(path, "rb") as handle:
             handle.seek(0, 2)
             size = handle.tell()
@@ -68,6 +70,9 @@ class Table:
     @classmethod
     def open(cls, path: str | Path) -> "Table":
         path = Path(path)
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+            raise CorruptArtifact(f"{path}: {kind}; expected the '.index' file of a TensorFlow checkpoint")
         try:
             data = path.read_bytes()
         except FileNotFoundError:

@@ -19,6 +19,7 @@ import mmap
 import re
 import struct
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterable
 
 
@@ -143,6 +144,25 @@ def dtype_label(code: int) -> str:
     return TF_DTYPE_NAMES.get(code, f"dtype_{code}")
 
 
+class _ShardPaths(Sequence):
+    """The data file names of a bundle, computed on demand (never a list of num_shards paths up front)."""
+
+    def __init__(self, prefix: Path, num_shards: int) -> None:
+        self._prefix, self._count = prefix, max(num_shards, 0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        return data_path(self._prefix, index, self._count)
+
+
 class BundleReader:
     """One tensor bundle opened by prefix: its index entries, and tensors read on demand."""
 
@@ -177,6 +197,12 @@ class BundleReader:
         self.num_shards = int(self.header.num_shards)
         if self.num_shards < 1 and raw:
             raise CorruptArtifact(f"{self.index_path}: header says {self.num_shards} data shards; expected at least 1")
+        if self.num_shards > len(raw) + 1:
+            # Every shard holds at least one entry (TF writes no empty shards beyond the first).
+            raise CorruptArtifact(
+                f"{self.index_path}: header says {self.num_shards} data shards but the index has only {len(raw)} "
+                f"entries; expected at most {len(raw) + 1} shards (the index is damaged: copy it again)"
+            )
         self.entries: dict[bytes, Any] = {}
         for key, value in raw.items():
             entry = BundleEntryProto()
@@ -188,7 +214,7 @@ class BundleReader:
                     "the index is damaged"
                 ) from None
             self.entries[key] = entry
-        self.shard_paths = [data_path(self.prefix, i, self.num_shards) for i in range(self.num_shards)]
+        self.shard_paths = _ShardPaths(self.prefix, self.num_shards)
         self._maps: dict[int, mmap.mmap | None] = {}
 
     # -- listing ----------------------------------------------------------------
@@ -217,7 +243,8 @@ class BundleReader:
         infos = []
         for path in self.shard_paths:
             try:
-                infos.append(ShardInfo(str(path), path.stat().st_size, True))
+                present = path.is_file()  # a directory or FIFO in its place holds no tensor bytes
+                infos.append(ShardInfo(str(path), path.stat().st_size if present else 0, present))
             except OSError:
                 infos.append(ShardInfo(str(path), 0, False))
         return infos
@@ -247,6 +274,11 @@ class BundleReader:
         if shard_id in self._maps:
             return self._maps[shard_id]
         path = self.shard_paths[shard_id]
+        if path.exists() and not path.is_file():
+            raise CorruptArtifact(
+                f"{path}: data shard {shard_id} is not a regular file (a directory, FIFO or device); "
+                f"expected the data file holding tensor {key_text(key)!r}"
+            )
         try:
             handle = open(path, "rb")
         except FileNotFoundError:
@@ -324,8 +356,9 @@ class BundleReader:
     def _decode_strings(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> np.ndarray:
         import numpy as np
 
-        out = np.empty(math.prod(shape), dtype=object)
-        out[:] = self._string_elements(key, entry, shape, data)
+        elements = self._string_elements(key, entry, shape, data)  # checks the claimed count first
+        out = np.empty(len(elements), dtype=object)
+        out[:] = elements
         return out.reshape(shape)
 
     def read_strings(self, key: str | bytes) -> list[bytes]:
@@ -336,6 +369,12 @@ class BundleReader:
 
     def _string_elements(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> list[bytes]:
         count = math.prod(shape)
+        if count > len(data):
+            # Each element needs at least one byte (its varint length), so the shape cannot be true.
+            raise CorruptArtifact(
+                f"{self.index_path}: string tensor {key_text(key)!r} claims shape {list(shape)} ({count} elements) "
+                f"but stores only {len(data)} bytes; expected at least one byte per element (the index is damaged)"
+            )
         view = memoryview(data)
         lengths = []
         pos = 0
@@ -378,15 +417,53 @@ class BundleReader:
             pos += n
         return elements
 
+    def _check_span(self, key: bytes, entry: Any) -> None:
+        """Shard id and byte span of an entry checked against the shard's size on disk (reads nothing)."""
+        shard_id, offset, size = int(entry.shard_id), int(entry.offset), int(entry.size)
+        if not 0 <= shard_id < self.num_shards:
+            raise CorruptArtifact(
+                f"{self.index_path}: tensor {key_text(key)!r} is in shard {shard_id}; expected 0..{self.num_shards - 1}"
+            )
+        if offset < 0 or size < 0:
+            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has offset {offset} and size {size}; expected non-negative")
+        path = self.shard_paths[shard_id]
+        try:
+            available = path.stat().st_size
+        except OSError:
+            raise MissingData(
+                f"{path}: data shard {shard_id} of {self.num_shards} is missing; tensor {key_text(key)!r} is stored "
+                "there (copy the complete checkpoint: the .index and every .data file)"
+            ) from None
+        if offset + size > available:
+            raise MissingData(
+                f"{path}: data shard is {available} bytes but tensor {key_text(key)!r} needs "
+                f"bytes {offset}..{offset + size}; the shard is truncated (copy it again)"
+            )
+
     def _read_sliced(self, key: bytes, entry: Any) -> np.ndarray:
         shape = self.shape(key)
         name = dtype_label(int(entry.dtype))
         if int(entry.dtype) == _STRING:
             raise UnsupportedFeature(f"{self.index_path}: partitioned string variable {key_text(key)!r}; ckit cannot assemble it")
+        if int(entry.dtype) not in TF_DTYPE_NAMES or name in ("resource", "variant"):
+            raise UnsupportedFeature(
+                f"{self.index_path}: tensor {key_text(key)!r} has dtype {name}; ckit reads numeric, bool and string tensors only"
+            )
         import numpy as np
 
+        # Check every slice (extent, entry, stored size) before allocating the full tensor.
+        pieces = self._slice_pieces(key, shape, entry)
         result = np.zeros(shape, dtype=numpy_dtype(name))
+        for skey, sub, index, part_shape in pieces:
+            result[index] = self._decode(skey, sub, part_shape, self._raw(skey, sub))
+        return result
+
+    def _slice_pieces(self, key: bytes, shape: tuple[int, ...], entry: Any) -> list[tuple[bytes, Any, tuple, tuple[int, ...]]]:
+        name = dtype_label(int(entry.dtype))
+        size = itemsize(name)
+        pieces = []
         covered = 0
+        stored = 0
         for piece in entry.slices:
             if len(piece.extent) != len(shape):
                 raise CorruptArtifact(
@@ -410,13 +487,29 @@ class BundleReader:
                     "the index is incomplete"
                 )
             part_shape = tuple(s.stop - s.start for s in index)
-            result[tuple(index)] = self._decode(skey, sub, part_shape, self._raw(skey, sub))
+            if int(sub.dtype) != int(entry.dtype):
+                raise CorruptArtifact(
+                    f"{self.index_path}: slice {extents} of {key_text(key)!r} has dtype {dtype_label(int(sub.dtype))}; "
+                    f"expected {name} like its variable (the index is damaged)"
+                )
+            want = math.prod(part_shape) * size
+            if int(sub.size) != want:
+                raise CorruptArtifact(
+                    f"{self.index_path}: slice {extents} of {key_text(key)!r} stores {int(sub.size)} bytes; expected "
+                    f"{want} for {name} {list(part_shape)} (the index is damaged)"
+                )
+            self._check_span(skey, sub)
+            pieces.append((skey, sub, tuple(index), part_shape))
             covered += math.prod(part_shape)
-        if covered != math.prod(shape):
+            stored += int(sub.size)
+        full = math.prod(shape)
+        if covered != full or stored != full * size:
             raise CorruptArtifact(
-                f"{self.index_path}: slices of {key_text(key)!r} cover {covered} of {math.prod(shape)} elements"
+                f"{self.index_path}: slices of {key_text(key)!r} cover {covered} of {full} elements "
+                f"({stored} of {full * size} bytes); expected slices that add up to the full {name} {list(shape)} "
+                "(the index is damaged or incomplete)"
             )
-        return result
+        return pieces
 
     def close(self) -> None:
         for mapped in self._maps.values():

@@ -151,3 +151,10 @@ def test_hdf5_dump_works_without_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("clean")
+
+
+def test_verify_of_hdf5_says_damage_inside_data_cannot_be_seen(capsys):
+    assert main(["verify", str(FIXTURES / "seed/tf_keras/weights.h5")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: h5-weights")
+    assert "note: HDF5 keeps no checksums for these datasets" in out

@@ -233,14 +233,14 @@ def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.h5"
     path.write_bytes(b"")
     err = _open_error(path)
-    assert isinstance(err, CorruptArtifact) and "the file is empty; expected a Keras .h5 weights file" in str(err)
+    assert isinstance(err, CorruptArtifact) and "the file is empty; expected a Keras .h5 weights or model file" in str(err)
 
 
 def test_random_bytes(tmp_path: Path) -> None:
     path = tmp_path / "random.h5"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     err = _open_error(path, H5_MODEL)
-    assert "no HDF5 signature found (not an HDF5 file); expected a Keras .h5 model file" in str(err)
+    assert "no HDF5 signature found (not an HDF5 file); expected a Keras .h5 weights or model file" in str(err)
     with pytest.raises(CorruptArtifact, match="no HDF5 signature"):
         open_artifact(path)  # detected by suffix, refused by content
 
