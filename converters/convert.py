@@ -10,8 +10,10 @@ nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,16 +21,36 @@ from typing import Callable
 import numpy as np
 
 from inspector.crc32c import crc32c
-from inspector.errors import CkitError, CorruptArtifact, MappingError, OutputExists
+from inspector.errors import (
+    CkitError,
+    CorruptArtifact,
+    MappingError,
+    MissingData,
+    OutputExists,
+    UnsupportedFeature,
+)
 from inspector.manifest import Manifest
 from inspector.registry import open_artifact
 
 from .layout import ModelLayout, WeightRef
 from .naming import build_model, layout_from_manifest, layout_from_model, model_config_of
-from .registry import get_writer, infer_target
+from .registry import _SUFFIX_TARGETS, get_writer, infer_target
 from .writers.base import WriteOptions
 
 KERAS3_TARGETS = frozenset({"keras3-weights", "keras3-model"})
+# The targets whose writers can split output into shards (--max-shard-size).
+SHARDING_TARGETS = ("tf-checkpoint", "keras3-weights")
+# The suffix each target's files carry, for suggesting a name ("" for a prefix or a directory).
+_TARGET_SUFFIX = {
+    "h5-weights": ".h5",
+    "h5-model": ".h5",
+    "keras3-weights": ".weights.h5",
+    "keras3-model": ".keras",
+    "safetensors": ".safetensors",
+    "tf-checkpoint": "",
+    "saved-model": "",
+}
+STATE_FILE = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -61,7 +83,14 @@ def _digest(value: np.ndarray) -> tuple[str, tuple[int, ...], int]:
         payload = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in value.reshape(-1))
         return ("string", tuple(value.shape), crc32c(payload))
     contiguous = np.ascontiguousarray(value)
+    if contiguous.dtype.byteorder == ">" or (contiguous.dtype.byteorder == "=" and not _LITTLE_ENDIAN):
+        # The same numbers stored big-endian (an HDF5 file from another machine) are the same weights:
+        # compare values, not byte order.
+        contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
     return (contiguous.dtype.str, tuple(value.shape), crc32c(memoryview(contiguous).cast("B")))
+
+
+_LITTLE_ENDIAN = np.little_endian
 
 
 class _RecordingReader:
@@ -115,26 +144,42 @@ def convert(
 ) -> ConvertResult:
     """Convert the artifact at `src` into format `to` (inferred from `dst`) at `dst`."""
     dst = Path(dst)
-    with open_artifact(src, source_format) as reader:
-        manifest = reader.manifest
-        target = resolve_target(dst, to, manifest)
-        writer = get_writer(target)
-        _refuse_existing(dst, target, force)
-        recording = _RecordingReader(reader.read_tensor)
-        layout = build_layout(manifest, recording, target, model)
-        parent = dst.parent if str(dst.parent) else Path(".")
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.ckit-", dir=parent))
-        try:
-            options = WriteOptions(
-                include_optimizer=include_optimizer, max_shard_size=max_shard_size, progress=progress
-            )
-            result = writer.write(layout, staging / dst.name, options)
-            if verify:
-                _verify_output(layout, recording, staging / dst.name, target)
-            _move_into_place(result.paths, staging, parent, force)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    created: list[Path] = []
+    try:
+        with open_artifact(src, source_format) as reader:
+            manifest = reader.manifest
+            target = resolve_target(dst, to, manifest)
+            writer = get_writer(target)
+            check_destination_name(dst, target)
+            check_shard_option(dst, target, max_shard_size)
+            check_shards_present(manifest)
+            _refuse_existing(dst, target, force)
+            recording = _RecordingReader(reader.read_tensor)
+            layout = build_layout(manifest, recording, target, model)
+            parent = dst.parent if str(dst.parent) else Path(".")
+            created = _make_parents(parent, dst)
+            staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.ckit-", dir=parent))
+            try:
+                options = WriteOptions(
+                    include_optimizer=include_optimizer, max_shard_size=max_shard_size, progress=progress
+                )
+                try:
+                    result = writer.write(layout, staging / dst.name, options)
+                    if verify:
+                        _verify_output(layout, recording, staging / dst.name, target)
+                except CkitError as exc:
+                    raise _restated(exc, staging, dst) from exc
+                except OSError as exc:
+                    raise CkitError(
+                        f"cannot write {dst}: {_outside(_os_message(exc), staging, dst)}; expected a writable "
+                        f"destination with free space; check {parent} and convert again"
+                    ) from exc
+                _move_into_place(result.paths, staging, parent, dst, target, force)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        _remove_created(created)
+        raise
     weights = layout.flat_weights()
     notes = tuple(layout.dropped) + tuple(result.notes)
     return ConvertResult(
@@ -153,38 +198,265 @@ def _itemsize(dtype: str) -> int:
     return itemsize(dtype) or 0
 
 
+# --- checks before anything is written --------------------------------------------------------------
+
+
+def _named_like(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """The suffix of `name` ckit knows and the targets it implies; None for an unknown suffix."""
+    lower = name.lower()
+    for suffix, implied in _SUFFIX_TARGETS:
+        if lower.endswith(suffix):
+            return name[: len(name) - len(suffix)], ("h5-weights", "h5-model") if implied == "h5-weights" else (implied,)
+    if "." not in name:
+        return name, ("tf-checkpoint", "saved-model")
+    return None
+
+
+def check_destination_name(dst: Path, target: str) -> None:
+    """Refuse a DST whose suffix names another format than the target (a '.keras' that holds HDF5)."""
+    named = _named_like(dst.name)
+    if named is None:
+        return  # an unknown suffix ("weights.bin", "model.ckpt-10") is the user's choice
+    stem, implied = named
+    if target in implied:
+        return
+    suggestion = (stem or "out") + _TARGET_SUFFIX.get(target, "")
+    if stem == dst.name:
+        found = "has no suffix, which names a tf-checkpoint prefix or a saved-model directory,"
+    else:
+        article = "an" if implied[0].startswith("h5") else "a"
+        found = f"is named like {article} {' or '.join(implied)} file"
+    raise UnsupportedFeature(
+        f"DST '{dst.name}' {found} but the target is {target}; rename DST (e.g. {suggestion}) "
+        "or change --to (ckconvert convert SRC DST --to FORMAT)"
+    )
+
+
+def check_shard_option(dst: Path, target: str, max_shard_size: int | None) -> None:
+    """--max-shard-size only for targets that shard, and sharded Keras 3 weights only as X.weights.json."""
+    if max_shard_size is None:
+        return
+    if target not in SHARDING_TARGETS:
+        raise UnsupportedFeature(
+            f"--max-shard-size was given, but {target} output cannot be split into shards; only "
+            f"{' and '.join(SHARDING_TARGETS)} (DST ending .weights.json) shard; "
+            "drop --max-shard-size or choose one of those targets"
+        )
+    if target == "keras3-weights" and not dst.name.endswith(".weights.json"):
+        from .writers.hdf5_keras3 import sharded_name_message
+
+        raise UnsupportedFeature(sharded_name_message(dst.name))
+
+
+def check_shards_present(manifest: Manifest) -> None:
+    """A missing or truncated data file is missing data, not a naming problem: say so first."""
+    missing = [shard for shard in manifest.shards if not shard.present]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MissingData(
+            f"{manifest.path}: data file '{missing[0].path}'{more} is missing or truncated; expected all "
+            f"{len(manifest.shards)} data file(s) of this {manifest.format} artifact; copy the complete "
+            "artifact and convert again"
+        )
+
+
+def _prefix_data_files(dst: Path) -> list[Path]:
+    """Existing data shards of exactly the checkpoint prefix `dst` (`dst.data-NNNNN-of-NNNNN`)."""
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(dst.name) + r"\.data-\d{5}-of-\d{5}")
+    return sorted(parent / name for name in os.listdir(parent) if pattern.fullmatch(name))
+
+
 def _destination_paths(dst: Path, target: str) -> list[Path]:
     if target == "tf-checkpoint":
-        return [dst.with_name(dst.name + ".index")]
+        return [dst.with_name(dst.name + ".index"), *_prefix_data_files(dst)]
     return [dst]
 
 
-def _refuse_existing(dst: Path, target: str, force: bool) -> None:
-    if force:
+def _is_saved_model_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / "saved_model.pb").is_file()
+
+
+def _check_replaceable(final: Path, dst: Path, target: str, force: bool) -> None:
+    """Refuse to replace `final` unless --force allows it and nothing but a file or a SavedModel goes."""
+    if target == "tf-checkpoint" and final.name == STATE_FILE and final.parent == (dst.parent if str(dst.parent) else Path(".")):
+        _check_state_file(final)
         return
-    for path in _destination_paths(dst, target):
-        if path.exists():
-            raise OutputExists(
-                f"{path} already exists; expected a new destination; pass --force to overwrite it"
+    if not (final.exists() or final.is_symlink()):
+        return
+    if final.is_dir() and not final.is_symlink():
+        saved_model = _is_saved_model_dir(final)
+        if not (saved_model and target == "saved-model" and final == dst):
+            what = (
+                f"a SavedModel directory, which {target} output does not replace"
+                if saved_model
+                else "a directory that is not a SavedModel (no saved_model.pb)"
             )
+            raise OutputExists(
+                f"{final} is {what}; expected a file or a new destination; ckit will not delete it, even "
+                "with --force: choose another DST or move that directory away"
+            )
+    if not force:
+        raise OutputExists(f"{final} already exists; expected a new destination; pass --force to overwrite it")
 
 
-def _move_into_place(paths: tuple[Path, ...], staging: Path, parent: Path, force: bool) -> list[Path]:
-    """Move every written path from the staging directory to its final place."""
-    finals = []
+def _check_state_file(path: Path) -> None:
+    """Only TensorFlow's regular `checkpoint` state file may be updated, never anything else of that name."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink() or not path.is_file():
+        kind = "a symbolic link" if path.is_symlink() else "a directory" if path.is_dir() else "not a regular file"
+        raise OutputExists(
+            f"{path} is {kind}; expected TensorFlow's `checkpoint` state file, the one file a tf-checkpoint "
+            "conversion updates beside its prefix; ckit will not replace it, even with --force: move it away "
+            "or write the checkpoint into another directory"
+        )
+    from .writers.tf_bundle import parse_checkpoint_state
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputExists(
+            f"{path} cannot be read as TensorFlow's `checkpoint` state file ({_os_message(exc)}); expected a "
+            "text file ckit can update; move it away or write the checkpoint into another directory"
+        ) from None
+    parse_checkpoint_state(text, str(path))
+
+
+def _refuse_existing(dst: Path, target: str, force: bool) -> None:
+    for path in _destination_paths(dst, target):
+        _check_replaceable(path, dst, target, force)
+    if target == "tf-checkpoint":
+        _check_state_file((dst.parent if str(dst.parent) else Path(".")) / STATE_FILE)
+
+
+def _make_parents(parent: Path, dst: Path) -> list[Path]:
+    """Create DST's missing parent directories; return those created, deepest first."""
+    missing = []
+    here = parent
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_created(missing)
+        raise OutputExists(
+            f"cannot create the directory {parent} for {dst.name} ({_os_message(exc)}); expected a directory "
+            "or a path that can become one; choose another DST"
+        ) from None
+    return missing
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove the directories a failed conversion created, deepest first, where they are still empty."""
+    for directory in created:
+        try:
+            directory.rmdir()
+        except OSError:
+            break  # not empty (someone else wrote there) or gone: leave it and everything above
+
+
+# --- messages ----------------------------------------------------------------------------------------
+
+
+def _os_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _outside(message: str, staging: Path, dst: Path) -> str:
+    """A message about the staged output, naming DST and its directory instead of ckit's staging path."""
+    parent = dst.parent if str(dst.parent) else Path(".")
+    for stage in {str(staging), os.path.abspath(staging), str(staging.resolve())}:
+        message = message.replace(f"{stage}{os.sep}{dst.name}", str(dst)).replace(stage, str(parent))
+    return message.replace(staging.name + os.sep, "").replace(staging.name, str(parent))
+
+
+def _restated(exc: CkitError, staging: Path, dst: Path) -> CkitError:
+    message = _outside(" ".join(str(exc).split()), staging, dst)
+    if message == str(exc):
+        return exc
+    try:
+        return type(exc)(message)
+    except Exception:  # noqa: BLE001 - an error class with another signature keeps its own words
+        return CkitError(message)
+
+
+# --- moving into place -------------------------------------------------------------------------------
+
+
+def _move_into_place(
+    paths: tuple[Path, ...], staging: Path, parent: Path, dst: Path, target: str, force: bool
+) -> list[Path]:
+    """Move every written path from the staging directory to its final place, all or nothing.
+
+    What is replaced is first moved aside inside the staging directory (same file system) and
+    only deleted with it once every new file is in place; any failure puts it all back.  A
+    tf-checkpoint's `checkpoint` state file is merged with the one already there, and with
+    --force the old data shards of the same prefix that the new bundle did not replace go too.
+    """
+    staged_root = staging.resolve()
+    moves: list[tuple[Path, Path]] = []
     for path in paths:
-        relative = Path(path).resolve().relative_to(staging.resolve())
+        relative = Path(path).resolve().relative_to(staged_root)
         final = parent / relative
-        # The `checkpoint` state file lists a directory's checkpoints; TF itself rewrites it on
-        # every save, so updating it is expected and not an overwrite of user data.
-        if final.exists() and not force and relative.name != "checkpoint":
-            raise OutputExists(f"{final} already exists; expected a new destination; pass --force to overwrite it")
-        finals.append((Path(path), final))
-    for source, final in finals:
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        os.replace(source, final)
-    return [final for _, final in finals]
+        _check_replaceable(final, dst, target, force)
+        moves.append((Path(path), final))
+    if target == "tf-checkpoint":
+        _merge_state_file(moves, parent)
+    finals = {final for _, final in moves}
+    stale = [p for p in _prefix_data_files(dst) if p not in finals] if target == "tf-checkpoint" else []
+
+    aside = staging / ".replaced"
+    done: list[tuple[Path | None, Path, Path | None]] = []  # (placed new file, final, its old version aside)
+    try:
+        for n, (source, final) in enumerate(moves):
+            saved = None
+            if final.exists() or final.is_symlink():
+                aside.mkdir(exist_ok=True)
+                saved = aside / str(n)
+                os.replace(final, saved)
+            done.append((None, final, saved))
+            os.replace(source, final)
+            done[-1] = (final, final, saved)
+        for n, old in enumerate(stale):  # only now that the new bundle is in place
+            aside.mkdir(exist_ok=True)
+            saved = aside / f"stale-{n}"
+            os.replace(old, saved)
+            done.append((None, old, saved))
+    except BaseException as exc:
+        for placed, final, saved in reversed(done):
+            if placed is not None:
+                if placed.is_dir() and not placed.is_symlink():
+                    shutil.rmtree(placed, ignore_errors=True)
+                else:
+                    placed.unlink(missing_ok=True)
+            if saved is not None:
+                os.replace(saved, final)
+        if isinstance(exc, OSError) and not isinstance(exc, CkitError):
+            raise CkitError(
+                f"cannot move the converted files into place at {dst} ({_outside(_os_message(exc), staging, dst)}); "
+                f"expected a writable directory; nothing was changed: check {parent} and convert again"
+            ) from exc
+        raise
+    return [final for _, final in moves]
+
+
+def _merge_state_file(moves: list[tuple[Path, Path]], parent: Path) -> None:
+    """Rewrite the staged `checkpoint` file so the existing one keeps listing its other checkpoints."""
+    from .writers.tf_bundle import merge_checkpoint_state, parse_checkpoint_state
+
+    for source, final in moves:
+        if final.name != STATE_FILE or final.parent != parent or not final.is_file():
+            continue
+        new = parse_checkpoint_state(source.read_text(encoding="utf-8"))
+        existing = parse_checkpoint_state(final.read_text(encoding="utf-8"), str(final))
+        merged = merge_checkpoint_state(existing, new.model_checkpoint_path, time.time(), parent)
+        source.write_text(merged.to_text(), encoding="utf-8")
 
 
 def _pair_up(expected: list[WeightRef], produced: list) -> list:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
+from inspector.errors import MappingError, UnsupportedFeature, require
 
+from .config_safety import check_config_safe  # noqa: F401 - one home for the check, re-exported
 from .layout import ModelLayout
 
 _PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
-
-# Modules a Keras 2 or 3 config names for Keras's own classes.
-_KERAS_MODULE_PREFIXES = ("keras", "tf_keras")
 
 
 @dataclass(frozen=True)
@@ -82,88 +80,6 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
     with serialization_lib.ObjectSharingScope():
         serialized = serialization_lib.serialize_keras_object(model)
     return Keras3Config(config=serialized, model=model)
-
-
-def check_config_safe(config: dict[str, Any]) -> None:
-    """Refuse Lambda layers and classes Keras would have to import from outside Keras."""
-    known = _known_class_names()
-    for obj, layer_name in _serialized_objects(config, None):
-        class_name = obj["class_name"]
-        where = f"layer {layer_name!r}" if layer_name else "the model config"
-        if class_name in ("Lambda", "__lambda__"):
-            raise UnsafeArtifact(
-                f"{where} is a Lambda layer, whose config holds Python bytecode that ckit will not run; "
-                f"rebuild the model in code and {_PASS_MODEL}"
-            )
-        module = obj.get("module")
-        registered = obj.get("registered_name")
-        custom = (
-            (isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES))
-            or (isinstance(registered, str) and registered != class_name)
-            or class_name not in known
-        )
-        if custom:
-            raise UnsafeArtifact(
-                f"{where} uses class {registered or class_name!r}, which is not a built-in Keras class; "
-                f"ckit does not import custom code from a config; {_PASS_MODEL}"
-            )
-
-
-def _serialized_objects(node: Any, layer_name: str | None) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """Every serialized Keras object in a config, with the name of the layer that holds it."""
-    if isinstance(node, dict):
-        if isinstance(node.get("class_name"), str) and "config" in node:
-            inner = node["config"]
-            if isinstance(inner, dict) and isinstance(inner.get("name"), str) and _looks_like_layer(node):
-                layer_name = inner["name"]
-            yield node, layer_name
-            yield from _serialized_objects(inner, layer_name)
-            return
-        for value in node.values():
-            yield from _serialized_objects(value, layer_name)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _serialized_objects(value, layer_name)
-
-
-# Serialized objects that carry a "name" in their config but are not layers.
-_NON_LAYER_MODULES = tuple(
-    f"{root}.{kind}"
-    for root in ("keras", "keras.src", "tf_keras")
-    for kind in ("initializers", "regularizers", "constraints", "optimizers", "losses", "metrics", "dtype_policies")
-)
-
-
-def _looks_like_layer(node: dict[str, Any]) -> bool:
-    module = node.get("module")
-    if isinstance(module, str) and module.startswith(_NON_LAYER_MODULES):
-        return False
-    return not node["class_name"].endswith("Policy")
-
-
-_KNOWN: frozenset[str] | None = None
-
-
-def _known_class_names() -> frozenset[str]:
-    """Class names Keras 3 resolves itself (layers, models, initializers, ...)."""
-    global _KNOWN
-    if _KNOWN is None:
-        keras = require("keras", "keras3", "Writing Keras 3 files")
-        names: set[str] = {"Functional", "Model", "Sequential", "DTypePolicy", "FloatDTypePolicy", "Policy"}
-        for namespace in (
-            keras.layers,
-            keras.initializers,
-            keras.regularizers,
-            keras.constraints,
-            keras.activations,
-            keras.dtype_policies,
-            keras.optimizers,
-            keras.losses,
-            keras.metrics,
-        ):
-            names.update(n for n in dir(namespace) if not n.startswith("_"))
-        _KNOWN = frozenset(names)
-    return _KNOWN
 
 
 def _decode_json_markers(node: Any) -> Any:

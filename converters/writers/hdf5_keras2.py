@@ -178,16 +178,17 @@ def _legacy_config(obj: Any, in_layers: bool = False) -> Any:
     return out
 
 
-def keras2_model_config(layout: ModelLayout) -> dict[str, Any]:
+def keras2_model_config(layout: ModelLayout, needs: str = "a Keras 2 full-model file needs one") -> dict[str, Any]:
     """The Keras 2 model config ({"class_name", "config"}) a full-model file needs, or a clear error.
 
+    `needs` says why the architecture is wanted, in the words of the target format.
     The one place to translate other schemas (Keras 3 configs) when ckit learns how.
     """
     mc = layout.model_config
     if not mc:
         raise MappingError(
             f"the source ({layout.source_format or 'unknown format'}) carries weights but no model config, "
-            "and a Keras 2 full-model file needs one; pass --model to supply the architecture, "
+            f"and {needs}; pass --model to supply the architecture, "
             "or choose --to h5-weights"
         )
     schema = mc.get("schema")
@@ -231,7 +232,7 @@ class H5WeightsWriter:
         if layout.optimizer:
             notes.append(
                 f"optimizer state ({len(layout.optimizer)} tensors) dropped: a weights-only HDF5 file cannot "
-                "hold it; choose --to h5-model to keep it"
+                "hold it; convert to h5-model (ckconvert convert SRC DST --to h5-model) to keep it"
             )
         return WriteResult(paths=(dst,), notes=tuple(notes))
 
@@ -250,6 +251,12 @@ class H5ModelWriter:
         if (layout.model_config or {}).get("schema") == "keras3":
             return write_keras3_legacy_h5(layout, dst, options)
         config = keras2_model_config(layout)  # refuse before creating any file
+        # The config is copied into the file as is: refuse Lambda bytecode and custom classes, exactly
+        # as the SavedModel writer does (the raw config still has `module` / `registered_name`).
+        from ..config_safety import check_keras2_config
+
+        check_keras2_config((layout.model_config or {}).get("config") or {})
+        check_keras2_config(config)
         notes: list[str] = []
         with h5py.File(dst, "w") as f:
             # tf_keras writes these two as str (UTF-8) and the JSON ones as bytes (ASCII).

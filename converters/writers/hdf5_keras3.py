@@ -71,17 +71,28 @@ class Keras3WeightsWriter:
             )
         plan, notes = plan_for_layout(layout)
         notes += optimizer_notes(layout)
-        sharded = dst.name.endswith(".weights.json") or options.max_shard_size is not None
-        if not sharded:
+        if options.max_shard_size is not None and not dst.name.endswith(".weights.json"):
+            raise UnsupportedFeature(sharded_name_message(dst.name))
+        if not dst.name.endswith(".weights.json"):
             write_h5(plan, layout.read, dst, options.progress)
             return WriteResult(paths=(dst,), notes=tuple(notes))
-        index = dst if dst.name.endswith(".weights.json") else dst.with_name(dst.name[: -len(".h5")] + ".json")
+        index = dst
         limit = options.max_shard_size or DEFAULT_SHARD_BYTES
         paths = write_sharded(plan, layout.read, index, limit, options.progress)
         return WriteResult(paths=tuple(paths), notes=tuple(notes))
 
 
 KERAS3_WEIGHTS_WRITER = Keras3WeightsWriter()
+
+
+def sharded_name_message(name: str) -> str:
+    """Why `--max-shard-size` cannot write to `name`: Keras 3 names sharded weights X.weights.json."""
+    stem = name[: -len(".weights.h5")] if name.endswith(".weights.h5") else name.rsplit(".", 1)[0]
+    return (
+        f"DST '{name}' names a single Keras 3 weights file, but --max-shard-size asks for shards; sharded "
+        f"Keras 3 weights are an index X.weights.json plus X_00000.weights.h5, ... shards, so DST must end "
+        f"with .weights.json: rename DST (e.g. {stem}.weights.json) or drop --max-shard-size"
+    )
 
 
 def optimizer_notes(layout: ModelLayout) -> list[str]:

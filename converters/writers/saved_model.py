@@ -13,60 +13,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
+from inspector.errors import MappingError, UnsupportedFeature, require
 
+from ..config_safety import check_config_is_safe  # noqa: F401 - one home for the check, re-exported
 from ..layout import ModelLayout
 from ..live import pair_weights
 from .base import WriteOptions, WriteResult, fetch
 from .hdf5_keras2 import keras2_model_config
 
-# Layer classes tf_keras rebuilds from a config that `tf_keras.layers` does not export by name.
-_BUILTIN_EXTRA = frozenset({"Sequential", "Functional", "Model", "InputLayer", "TFOpLambda", "SlicingOpLambda"})
-_CODE_CLASSES = frozenset({"Lambda"})
 
 
 def _tf_keras() -> Any:
     require("tensorflow", "tf", "writing a SavedModel")
     return require("tf_keras", "tf", "writing a SavedModel")
-
-
-def _objects(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every serialised object ({"class_name": ...}) in a config, with where it sits."""
-    if isinstance(obj, dict):
-        if "class_name" in obj:
-            yield path, obj
-        for key, value in obj.items():
-            yield from _objects(value, f"{path}/{key}")
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            yield from _objects(value, f"{path}[{i}]")
-
-
-def check_config_is_safe(config: dict[str, Any], tf_keras: Any) -> None:
-    """Refuse configs that would run code on deserialisation or need classes tf_keras lacks."""
-    builtin = {n for n in dir(tf_keras.layers) if not n.startswith("_")} | _BUILTIN_EXTRA
-    for path, obj in _objects(config):
-        class_name = str(obj.get("class_name"))
-        where = f"'{(obj.get('config') or {}).get('name') or path or 'model'}'"
-        if class_name in _CODE_CLASSES:
-            raise UnsafeArtifact(
-                f"layer {where} is a {class_name} layer, whose config carries Python code that rebuilding "
-                "would execute; ckit refuses to run it: pass --model with code you trust to build the model"
-            )
-        registered = obj.get("registered_name")
-        module = obj.get("module")
-        custom = ">" in class_name or (registered and registered != class_name) or (
-            module and not str(module).startswith(("keras", "tf_keras"))
-        )
-        # Entries under a "layers" list (and RNN cells, wrapped layers) must be tf_keras's own layers.
-        is_layer = path.endswith("]") and "/layers[" in path or path.endswith(("/cell", "/layer", "/backward_layer"))
-        if custom or (is_layer and class_name not in builtin):
-            raise UnsafeArtifact(
-                f"object {where} has class '{registered or class_name}', which is not a built-in tf_keras class; "
-                "ckit does not import custom code: pass --model with the code that defines it"
-            )
 
 
 def assign_weights(model: Any, layout: ModelLayout, options: WriteOptions) -> None:
@@ -120,7 +81,7 @@ class SavedModelWriter:
     def write(self, layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:
         if (layout.model_config or {}).get("schema") == "keras3":
             return write_keras3_export(layout, Path(dst), options)
-        config = keras2_model_config(layout)
+        config = keras2_model_config(layout, needs="a SavedModel needs the model's architecture")
         tf_keras = _tf_keras()
         # The raw config still has the `module` / `registered_name` fields the legacy form drops.
         check_config_is_safe((layout.model_config or {}).get("config") or {}, tf_keras)

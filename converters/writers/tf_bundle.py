@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -412,6 +413,97 @@ def _text_proto_string(value: str) -> str:
     from google.protobuf import text_encoding
 
     return '"' + text_encoding.CEscape(value, as_utf8=True) + '"'
+
+
+# --- the `checkpoint` state file -----------------------------------------------------------------
+
+_STATE_LINE = re.compile(r"^\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
+_STATE_STRINGS = ("model_checkpoint_path", "all_model_checkpoint_paths")
+_STATE_NUMBERS = ("all_model_checkpoint_timestamps", "last_preserved_timestamp")
+
+
+@dataclass
+class CheckpointState:
+    """TF's `CheckpointState` proto, as the text file `checkpoint` beside a checkpoint holds it."""
+
+    model_checkpoint_path: str = ""
+    all_model_checkpoint_paths: list[str] = field(default_factory=list)
+    all_model_checkpoint_timestamps: list[float] = field(default_factory=list)
+    last_preserved_timestamp: float | None = None
+
+    def to_text(self) -> str:
+        lines = [f"model_checkpoint_path: {_text_proto_string(self.model_checkpoint_path)}"]
+        lines += [f"all_model_checkpoint_paths: {_text_proto_string(p)}" for p in self.all_model_checkpoint_paths]
+        lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in self.all_model_checkpoint_timestamps]
+        if self.last_preserved_timestamp is not None:
+            lines.append(f"last_preserved_timestamp: {self.last_preserved_timestamp!r}")
+        return "\n".join(lines) + "\n"
+
+
+def parse_checkpoint_state(text: str, where: str = "checkpoint") -> CheckpointState:
+    """Parse a `checkpoint` state file; a CorruptArtifact naming the line when it is not one."""
+    from google.protobuf import text_encoding
+
+    from inspector.errors import CorruptArtifact
+
+    state = CheckpointState()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _STATE_LINE.match(line)
+        key, value = (match.group(1), match.group(2)) if match else (None, "")
+        try:
+            if key in _STATE_STRINGS and len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                text_value = text_encoding.CUnescape(value[1:-1]).decode("utf-8")
+                if key == "model_checkpoint_path":
+                    state.model_checkpoint_path = text_value
+                else:
+                    state.all_model_checkpoint_paths.append(text_value)
+                continue
+            if key in _STATE_NUMBERS:
+                if key == "last_preserved_timestamp":
+                    state.last_preserved_timestamp = float(value)
+                else:
+                    state.all_model_checkpoint_timestamps.append(float(value))
+                continue
+        except (ValueError, UnicodeDecodeError):
+            pass
+        raise CorruptArtifact(
+            f"{where} line {number} ({line.strip()[:60]!r}) is not part of a TensorFlow checkpoint state file; "
+            "expected lines like 'model_checkpoint_path: \"prefix\"'; move the file away and convert again"
+        )
+    return state
+
+
+def merge_checkpoint_state(
+    existing: CheckpointState, new_prefix: str, now: float, directory: Path | None = None
+) -> CheckpointState:
+    """`existing` updated for a new save at `new_prefix`, as TF's CheckpointManager updates it.
+
+    The new prefix becomes `model_checkpoint_path` and the last of `all_model_checkpoint_paths`
+    (moved there if it was listed, relative or as an absolute path into `directory`); every other
+    listed checkpoint stays, with its timestamp.
+    """
+    def same(path: str) -> bool:
+        if path == new_prefix:
+            return True
+        return directory is not None and os.path.isabs(path) and (
+            os.path.normpath(path) == os.path.normpath(os.path.join(os.path.abspath(directory), new_prefix))
+        )
+
+    paths = list(existing.all_model_checkpoint_paths)
+    if not paths and existing.model_checkpoint_path:
+        paths = [existing.model_checkpoint_path]
+    stamps = list(existing.all_model_checkpoint_timestamps)
+    timed = bool(stamps) and len(stamps) == len(paths)
+    kept = [(p, stamps[i] if timed else None) for i, p in enumerate(paths) if not same(p)]
+    kept.append((new_prefix, now if timed else None))
+    return CheckpointState(
+        model_checkpoint_path=new_prefix,
+        all_model_checkpoint_paths=[p for p, _ in kept],
+        all_model_checkpoint_timestamps=[t for _, t in kept if t is not None] if timed else stamps,
+        last_preserved_timestamp=existing.last_preserved_timestamp,
+    )
 
 
 class TFCheckpointWriter:

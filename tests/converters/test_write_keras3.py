@@ -139,8 +139,8 @@ def test_sharded_weights_match_keras(sources, tmp_path, name):
     tf_model, logits = sources[name]
     layout = layout_from_model(tf_model)
     limit = SHARD_LIMITS[name]
-    result = KERAS3_WEIGHTS_WRITER.write(layout, tmp_path / "ours.weights.h5", WriteOptions(max_shard_size=limit))
-    index = tmp_path / "ours.weights.json"
+    index = tmp_path / "ours.weights.json"  # sharded Keras 3 weights are named X.weights.json
+    result = KERAS3_WEIGHTS_WRITER.write(layout, index, WriteOptions(max_shard_size=limit))
     assert result.paths[0] == index and all(p.parent == tmp_path for p in result.paths)
     assert len(result.paths) > 2
     assert {p.name for p in tmp_path.iterdir()} == {p.name for p in result.paths}
