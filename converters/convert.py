@@ -9,14 +9,17 @@ nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -158,8 +161,10 @@ def convert(
             layout = build_layout(manifest, recording, target, model)
             parent = dst.parent if str(dst.parent) else Path(".")
             created = _make_parents(parent, dst)
-            staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.ckit-", dir=parent))
+            staging: Path | None = None
             try:
+                with _signals_deferred():  # a Ctrl-C here must not orphan the staging directory
+                    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.ckit-", dir=parent))
                 options = WriteOptions(
                     include_optimizer=include_optimizer, max_shard_size=max_shard_size, progress=progress
                 )
@@ -176,7 +181,9 @@ def convert(
                     ) from exc
                 _move_into_place(result.paths, staging, parent, dst, target, force)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                if staging is not None:
+                    with _signals_deferred():  # nor half-way through removing it
+                        shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         _remove_created(created)
         raise
@@ -190,6 +197,20 @@ def convert(
         bytes=sum(int(np.prod(w.shape, dtype=np.int64)) * _itemsize(w.dtype) for w in weights),
         verified=verify,
     )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back for a few statements that must not be cut in half."""
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _itemsize(dtype: str) -> int:

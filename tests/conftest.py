@@ -44,3 +44,12 @@ def flip_byte_in_tensor(prefix: Path, key: str = SEED_KERNEL_KEY) -> None:
     raw = bytearray(shard.read_bytes())
     raw[middle] ^= 0xFF
     shard.write_bytes(bytes(raw))
+
+
+def only_line(text: str) -> str:
+    """The single non-empty line of a CLI's stderr; a traceback or ckit's staging path fails the test."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    assert ".ckit-" not in text  # ckit's staging directory is never named
+    return lines[0]

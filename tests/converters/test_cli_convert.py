@@ -8,17 +8,10 @@ import pytest
 
 from converters.cli import main, parse_size
 from inspector import read_manifest
-from tests.conftest import FIXTURES, flip_byte_in_tensor
+from tests.conftest import FIXTURES, flip_byte_in_tensor, only_line
 
 SEED_H5 = FIXTURES / "seed/tf_keras/weights.h5"
 SEED_CKPT = FIXTURES / "seed/tf_keras/ckpt/weights"
-
-
-def _only_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert "Traceback" not in text
-    return lines[0]
 
 
 def test_h5_to_tf_writes_prefix_and_checkpoint_file(tmp_path, capsys):
@@ -39,7 +32,7 @@ def test_existing_destination_needs_force(tmp_path, capsys):
     dst = tmp_path / "w.h5"
     dst.write_bytes(b"precious")
     assert main(["tf-to-h5", str(SEED_CKPT), str(dst)]) == 1
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "already exists" in line and "pass --force" in line
     assert dst.read_bytes() == b"precious"
     # The fix the message suggests works.
@@ -49,14 +42,14 @@ def test_existing_destination_needs_force(tmp_path, capsys):
 
 def test_wrong_source_for_h5_to_tf_points_to_convert(tmp_path, capsys):
     assert main(["h5-to-tf", str(SEED_CKPT), str(tmp_path / "w")]) == 1
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "is tf-checkpoint" in line and "ckconvert convert" in line
 
 
 def test_unknown_suffix_asks_for_to_and_to_works(tmp_path, capsys):
     dst = tmp_path / "weights.bin"
     assert main(["convert", str(SEED_H5), str(dst)]) == 1
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "pass --to" in line
     assert main(["convert", str(SEED_H5), str(dst), "--to", "safetensors"]) == 0
     assert read_manifest(dst, "safetensors").format == "safetensors"
@@ -64,7 +57,7 @@ def test_unknown_suffix_asks_for_to_and_to_works(tmp_path, capsys):
 
 def test_unknown_target_lists_targets(tmp_path, capsys):
     assert main(["convert", str(SEED_H5), str(tmp_path / "x"), "--to", "onnx"]) == 2
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "'onnx' is not one of" in line and "'keras3-weights'" in line
 
 
@@ -75,7 +68,7 @@ def test_corrupt_source_leaves_nothing_behind(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     assert main(["convert", str(ckpt / "weights"), str(out / "w.weights.h5")]) == 1
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "checksum" in line.lower() or "crc" in line.lower()
     assert list(out.iterdir()) == []
 
@@ -91,7 +84,7 @@ def test_corrupt_source_leaves_nothing_behind(tmp_path, capsys):
 )
 def test_bad_model_factory_messages(tmp_path, capsys, spec, expected):
     assert main(["convert", str(SEED_H5), str(tmp_path / "w.weights.h5"), "--model", spec]) == 1
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert expected in line
     assert list(tmp_path.iterdir()) == []
 
@@ -103,7 +96,7 @@ def test_model_factory_is_the_authority(tmp_path):
 
 def test_bad_shard_size_is_a_usage_error(tmp_path, capsys):
     assert main(["convert", str(SEED_H5), str(tmp_path / "w.weights.json"), "--max-shard-size", "lots"]) == 2
-    line = _only_line(capsys.readouterr().err)
+    line = only_line(capsys.readouterr().err)
     assert "Invalid value for '--max-shard-size': 'lots' is not a size" in line
 
 

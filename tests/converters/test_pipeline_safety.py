@@ -21,20 +21,12 @@ from converters.writers.tf_bundle import parse_checkpoint_state
 from inspector import read_manifest
 from inspector.errors import CkitError, CorruptArtifact, MissingData, OutputExists
 from inspector.registry import open_artifact
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, only_line
 
 SEED_H5 = FIXTURES / "seed/tf_keras/weights.h5"
 SEED_MODEL_H5 = FIXTURES / "seed/tf_keras/model.h5"
 SEED_CKPT = FIXTURES / "seed/tf_keras/ckpt/weights"
 SEED_SAVED_MODEL = FIXTURES / "seed/tf_keras/saved_model"
-
-
-def _only_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert "Traceback" not in text
-    assert ".ckit-" not in text  # ckit's staging directory is never named
-    return lines[0]
 
 
 def _tree(root: Path) -> dict[str, bytes | None]:
@@ -47,7 +39,7 @@ def _tree(root: Path) -> dict[str, bytes | None]:
 
 def _fails(args: list[str], capsys) -> str:
     assert main(args) == 1
-    return _only_line(capsys.readouterr().err)
+    return only_line(capsys.readouterr().err)
 
 
 def _values(path: Path, fmt: str | None = None) -> list[np.ndarray]:
