@@ -64,6 +64,13 @@ RNN_CELLS: dict[str, str] = {
 # Keras 2 variable names do not include the container's own name.
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 
+# Wrappers whose wrapped layers are attributes (Keras 3 groups `forward_layer`, `backward_layer`, `layer`).
+WRAPPER_CLASSES = frozenset({"Bidirectional", "TimeDistributed"})
+
+# Attribute sub-layers in the order the owning layer tracks them (its `weights` order).  Keras 3
+# saves attributes in dir() order (alphabetical), so file order cannot be trusted for these.
+ATTRIBUTE_ORDER: tuple[str, ...] = ("cell", "forward_layer", "backward_layer", "layer")
+
 WEIGHTLESS_CLASSES = frozenset(
     {"InputLayer", "Flatten", "Dropout", "Reshape", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
      "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
@@ -81,7 +88,7 @@ def to_snake_case(name: str) -> str:
 
 _CLASS_BY_SNAKE: dict[str, str] = {
     to_snake_case(cls): cls
-    for cls in (*LAYER_VARIABLES, *RNN_CELLS, *MODEL_CLASSES, *WEIGHTLESS_CLASSES)
+    for cls in (*LAYER_VARIABLES, *RNN_CELLS, *MODEL_CLASSES, *WRAPPER_CLASSES, *WEIGHTLESS_CLASSES)
 }
 
 
@@ -148,3 +155,31 @@ def variable_rank(name: str) -> int:
     """Position of a variable's base name (`dense/kernel` -> `kernel`) in `VARIABLE_ORDER`; unknown last."""
     base = strip_tf_suffix(name).rsplit("/", 1)[-1]
     return VARIABLE_ORDER.index(base) if base in VARIABLE_ORDER else len(VARIABLE_ORDER)
+
+
+def rnn_class_from_shapes(shapes: list[tuple[int, ...]]) -> str | None:
+    """The RNN layer class whose cell holds variables of these shapes (kernel, recurrent_kernel, bias).
+
+    The gate count shows in the recurrent kernel (units, gates * units): 4 LSTM, 3 GRU, 1 SimpleRNN.
+    """
+    if len(shapes) not in (2, 3) or len(shapes[1]) != 2:
+        return None
+    units, width = shapes[1]
+    if units <= 0 or width % units:
+        return None
+    return {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}.get(width // units)
+
+
+def wrapped_names(bidirectional_config: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """(forward, backward) layer names of a Bidirectional from its config, as Keras names them."""
+    if not isinstance(bidirectional_config, Mapping):
+        return None, None
+    inner = bidirectional_config.get("layer")
+    name = inner.get("config", {}).get("name") if isinstance(inner, Mapping) and isinstance(inner.get("config"), Mapping) else None
+    back = bidirectional_config.get("backward_layer")
+    back_name = back.get("config", {}).get("name") if isinstance(back, Mapping) and isinstance(back.get("config"), Mapping) else None
+    if not isinstance(name, str) or not name:
+        return None, back_name if isinstance(back_name, str) else None
+    base = name[len("forward_"):] if name.startswith("forward_") else name
+    forward = name if name.startswith("forward_") else f"forward_{name}"
+    return forward, back_name if isinstance(back_name, str) and back_name else f"backward_{base}"

@@ -30,6 +30,8 @@ _EXPECT_JSON = "a Keras 3 sharded weights index (.weights.json) with a 'weight_m
 _CONTAINERS = ("layers", "_layer_checkpoint_dependencies")  # the latter: Keras 2.13-era files
 _TOP_GROUPS = ("layers", "optimizer", "vars", "_layer_checkpoint_dependencies")
 _MAX_JSON_BYTES = 64 << 20
+# Top-level trackers of a Keras 3 model that are not layers (metric and loss state, RNG seeds).
+_NOT_LAYER_ATTRIBUTES = ("metrics", "compile_metrics", "compile_loss", "loss", "seed_generator")
 
 
 def looks_like_keras3(f: Any) -> bool:
@@ -69,10 +71,37 @@ def map_config(model_config: Mapping[str, Any] | None) -> dict[str, _Entry]:
             entries[path] = _Entry(cls, lcfg, lcfg.get("name") or layer.get("name"), len(entries))
             if cls in kn.MODEL_CLASSES or "layers" in lcfg:
                 visit(layer, path)
-            cell = kn.cell_class(cls, lcfg)
-            if cell:
-                ccfg = lcfg.get("cell", {}).get("config", {}) if isinstance(lcfg.get("cell"), Mapping) else {}
-                entries[f"{path}/cell"] = _Entry(cell, ccfg, ccfg.get("name") or kn.to_snake_case(cell), len(entries))
+            add_cell(layer, path)
+            add_wrapped(layer, path)
+
+    def add_cell(layer: Mapping[str, Any], path: str) -> None:
+        cls = layer.get("class_name")
+        lcfg = layer.get("config") if isinstance(layer.get("config"), Mapping) else {}
+        cell = kn.cell_class(cls, lcfg)
+        if cell:
+            ccfg = lcfg.get("cell", {}).get("config", {}) if isinstance(lcfg.get("cell"), Mapping) else {}
+            entries[f"{path}/cell"] = _Entry(cell, ccfg, ccfg.get("name") or kn.to_snake_case(cell), len(entries))
+
+    def add_wrapped(layer: Mapping[str, Any], path: str) -> None:
+        """Wrapped layers of Bidirectional (forward_layer, backward_layer) and TimeDistributed (layer)."""
+        cls = layer.get("class_name")
+        lcfg = layer.get("config") if isinstance(layer.get("config"), Mapping) else {}
+        inner = lcfg.get("layer")
+        if cls not in kn.WRAPPER_CLASSES or not isinstance(inner, Mapping):
+            return
+        if cls == "Bidirectional":
+            forward, backward = kn.wrapped_names(lcfg)
+            back = lcfg.get("backward_layer") if isinstance(lcfg.get("backward_layer"), Mapping) else inner
+            parts = (("forward_layer", inner, forward), ("backward_layer", back, backward))
+        else:
+            icfg = inner.get("config") if isinstance(inner.get("config"), Mapping) else {}
+            parts = (("layer", inner, icfg.get("name")),)
+        for attr, sub, name in parts:
+            scfg = sub.get("config") if isinstance(sub.get("config"), Mapping) else {}
+            sub_path = f"{path}/{attr}"
+            entries[sub_path] = _Entry(sub.get("class_name"), scfg, name or scfg.get("name"), len(entries))
+            add_cell(sub, sub_path)
+            add_wrapped(sub, sub_path)
 
     visit(model_config, "")
     return entries
@@ -95,6 +124,7 @@ class Keras3Layout:
         self.framework = framework
         self.config = map_config(model_config)
         self.root_name = model_config.get("config", {}).get("name") if isinstance(model_config, Mapping) else None
+        self.root_class = model_config.get("class_name") if isinstance(model_config, Mapping) else None
         self.datasets: dict[str, _Dataset] = {}
         self.groups: dict[str, list[str]] = {"": []}
         self.name_attrs: dict[str, str] = {}
@@ -133,7 +163,14 @@ class Keras3Layout:
         parent, _, base = owner.rpartition("/")
         if base == "cell":
             return kn.RNN_CELLS.get(self._class_of(parent) or "")
-        return kn.class_for_group(base)
+        if base in ("forward_layer", "backward_layer", "layer") and kn.class_for_group(parent.rpartition("/")[2]) in kn.WRAPPER_CLASSES:
+            # A wrapped RNN without a config: its cell's shapes tell LSTM, GRU and SimpleRNN apart.
+            shapes = [tuple(self.datasets[k].obj.shape or ()) for _, k in self.var_keys(f"{owner}/cell")]
+            return kn.rnn_class_from_shapes(shapes) or kn.class_for_group(self.name_attrs.get(owner, ""))
+        found = kn.class_for_group(base)
+        if found is None and owner in self.name_attrs:
+            found = kn.class_for_group(self.name_attrs[owner])  # an attribute layer (subclassed model): `enc` named `dense`
+        return found
 
     def layer_name(self, owner: str) -> str:
         """The layer's own name: config, else the `name` attribute Keras 3.6+ stores, else the group name."""
@@ -144,6 +181,12 @@ class Keras3Layout:
         parent, _, base = owner.rpartition("/")
         if base == "cell":
             return kn.default_cell_name(self._class_of(parent)) or base
+        if base in ("forward_layer", "backward_layer") and kn.class_for_group(parent.rpartition("/")[2]) == "Bidirectional":
+            # Keras names the copies `forward_<inner>` / `backward_<inner>`; without a config the inner
+            # layer's name is unknown and its class's default name (`lstm`) is the best guess.
+            cls = self._class_of(owner)
+            if cls:
+                return f"{base.split('_')[0]}_{kn.to_snake_case(cls)}"
         return base
 
     def prefix(self, owner: str) -> str:
@@ -172,7 +215,17 @@ class Keras3Layout:
     def _ordered_children(self, path: str) -> list[str]:
         children = [c for c in self.groups.get(path, []) if c != "vars"]
         containers = [c for c in children if c in _CONTAINERS]
-        attrs = sorted((c for c in children if c not in _CONTAINERS), key=lambda n: ("~" + n) if n.startswith("_") else n)
+        attrs = [c for c in children if c not in _CONTAINERS]
+
+        def attr_key(name: str) -> tuple:
+            # The layer's own tracking order where Keras' is known (Keras 3 writes attributes in
+            # dir() order, so `backward_layer` lands before `forward_layer`); else where the data sits.
+            known = kn.ATTRIBUTE_ORDER.index(name) if name in kn.ATTRIBUTE_ORDER else len(kn.ATTRIBUTE_ORDER)
+            entry = self.config.get(f"{path}/{name}")
+            return (known, entry.ordinal if entry else 1 << 30, self._first_offset(f"{path}/{name}/"),
+                    _hdf5.natural_key(name))
+
+        attrs.sort(key=attr_key)
         ordered: list[str] = []
         for container in containers:
             ordered.extend(f"{path}/{container}/{c}" for c in self._ordered_members(f"{path}/{container}"))
@@ -256,24 +309,25 @@ class Keras3Layout:
         tensors: list[TensorInfo] = []
         named: set[str] = set()
         layers: list[str] = []
-        for container in _CONTAINERS:
-            for member in self._ordered_members(f"/{container}"):
-                top = f"/{container}/{member}"
-                layer = self.layer_name(top)
-                index = 0
-                for owner in self.owners_in_order(top):
-                    keys = self.checked_var_keys(owner)
-                    names = self._names_for(owner, keys)
-                    prefix = self.prefix(owner)
-                    base = index
-                    for (position, key), var in zip(keys, names):
-                        if owner in self.incomplete and position is not None:
-                            index = max(index, base + position)  # a gap stays a gap
-                        tensors.append(self._info(key, f"{prefix}/{var}", "weight", layer, index))
-                        named.add(key)
-                        index += 1
-                if index and layer not in layers:
-                    layers.append(layer)
+        tops = [(f"/{container}/{member}", None) for container in _CONTAINERS
+                for member in self._ordered_members(f"/{container}")]
+        tops += [(top, top.lstrip("/")) for top in self.attribute_layers()]
+        for top, attribute in tops:
+            layer = attribute or self.layer_name(top)
+            index = 0
+            for owner in self.owners_in_order(top):
+                keys = self.checked_var_keys(owner)
+                names = self._names_for(owner, keys)
+                prefix = self.prefix(owner)
+                base = index
+                for (position, key), var in zip(keys, names):
+                    if owner in self.incomplete and position is not None:
+                        index = max(index, base + position)  # a gap stays a gap
+                    tensors.append(self._info(key, f"{prefix}/{var}", "weight", layer, index))
+                    named.add(key)
+                    index += 1
+            if index and layer not in layers:
+                layers.append(layer)
         opt_index = 0
         for owner in self.owners_in_order("/optimizer"):
             for position, key in self.checked_var_keys(owner):
@@ -287,8 +341,20 @@ class Keras3Layout:
         for key in self.datasets:
             if key not in named:
                 tensors.append(self._info(key, key.lstrip("/"), "other", None, None))
-        order_known = bool(self.config)
+        order_known = bool(self.config) and not self.attribute_layers()
         return tensors, layers, order_known
+
+    def attribute_layers(self) -> list[str]:
+        """Top-level groups other than Keras' own that hold `vars` with data: the layers of a subclassed
+        model, which Keras 3 saves under their attribute names (`/enc`), in the order their data sits."""
+        found = []
+        for child in self.groups.get("", []):
+            path = f"/{child}"
+            if child in _TOP_GROUPS or child in _NOT_LAYER_ATTRIBUTES or path in self.datasets:
+                continue
+            if any(k.startswith(path + "/") and "/vars/" in k[len(path):] for k in self.datasets):
+                found.append(path)
+        return sorted(found, key=lambda p: (self._first_offset(p + "/"), _hdf5.natural_key(p)))
 
     def _optimizer_name(self, owner: str, position: int | None, key: str) -> str:
         ds = self.datasets[key].obj
@@ -319,7 +385,13 @@ def make_manifest(fmt: str, path: Path, layout: Keras3Layout, producer: Mapping[
     meta = dict(metadata)
     meta["layer_order"] = "model" if order_known else "guessed"
     if not order_known:
-        notes = notes + ["layer order guessed from where each layer's data sits in the file (no model config in a bare weights file)"]
+        if layout.attribute_layers():
+            cls = layout.root_class or "a custom class"
+            notes = notes + [f"layer order guessed from where each layer's data sits in the file: the model ({cls}) "
+                             "is subclassed and its layers are saved under their attribute names, which "
+                             "Keras 3 writes in alphabetical order, not model order"]
+        else:
+            notes = notes + ["layer order guessed from where each layer's data sits in the file (no model config in a bare weights file)"]
     return Manifest(format=fmt, path=str(path), tensors=tuple(tensors), producer=producer, metadata=meta,
                     layers=tuple(layers), shards=tuple(shards), notes=tuple(notes))
 

@@ -22,6 +22,12 @@ _KERAS3_LAYER_LISTS = ("_operations", "_layers")
 _KERAS3_MARKERS = ("_functional", "_operations", "_layers", "_tracked")
 _NOT_LAYERS = ("optimizer", "keras_api", "save_counter", "global_step")
 _KERAS2_MODEL_CHILDREN = ("train_function", "train_tf_function", "keras_api")
+# Children of a tf_keras model in a SavedModel that are views or functions, not layers.
+_NOT_ATTRIBUTE_LAYERS = frozenset({
+    "variables", "trainable_variables", "non_trainable_variables", "regularization_losses", "weights",
+    "trainable_weights", "non_trainable_weights", "signatures", "_default_save_signature", "root",
+    "_all_variables", "_misc_assets",
+})
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,10 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     if model is None and any(n in _KERAS2_MODEL_CHILDREN for _, n in children(0)):
         # A subclassed tf_keras model: layers are attributes of the root.
         model, subclassed = 0, True
+    if model is None:
+        found = _subclassed_model(children, full_name, variables)
+        if found is not None:
+            model, subclassed = found, True
 
     optimizer_roots = {c for c, n in children(0) if n == "optimizer"}
     if model is not None:
@@ -162,6 +172,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
                 layer_list = [
                     (c, n) for c, n in children(model)
                     if n not in _NOT_LAYERS and n not in _KERAS2_MODEL_CHILDREN and c != model and c not in variables
+                    and not (subclassed and _not_a_layer(n))
                 ]
 
     infos: dict[int, KeyInfo] = {}
@@ -188,6 +199,8 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         first = full_name.get(weights[0], "")
         if layer_node in layer_names:
             name = layer_names[layer_node]
+        elif subclassed:
+            name = label  # the attribute the model tracks the layer under (`self.enc`)
         elif is_model(layer_node) or not first:
             name = label
         else:
@@ -216,6 +229,10 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
             role = "other"
         elif node_id in infos:
             info = infos[node_id]
+            if subclassed and drop and name.count("/") >= 2:
+                # `net/dense/kernel` -> `dense/kernel`: the Keras variable name without the model's
+                # own name, as tf_keras' weights.h5 and the Keras 3 readers name the same weight.
+                name = name.split("/", 1)[1]
             result[key] = KeyInfo(name=name, role="weight", layer=info.layer, index=info.index)
             continue
         elif node_id in optimizer_nodes:
@@ -232,3 +249,54 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     return GraphDescription(
         keys=result, layers=layers, framework=framework, node_count=count, layer_nodes=layer_nodes
     )
+
+
+def _not_a_layer(local_name: str) -> bool:
+    """Children of a subclassed tf_keras model that are variable lists, functions or signatures."""
+    return (local_name in _NOT_ATTRIBUTE_LAYERS or local_name.startswith("__")
+            or local_name.startswith("call_and_return") or local_name.endswith("_function"))
+
+
+def _subclassed_model(children, full_name: dict[int, str], variables: set[int]) -> int | None:
+    """The node of a subclassed Keras model saved without Keras' own markers (model.save_weights of a
+    subclassed tf_keras model, or tf.train.Checkpoint(net=model)): attribute children that own
+    variables named `<model>/<layer>/<var>`, all under one model name.
+
+    From the root, a single child that owns no variable itself is stepped into (`net` in
+    tf.train.Checkpoint(net=model)); the node reached is the model if its variables carry Keras names.
+    """
+    def owns(node_id: int) -> bool:
+        return any(c in variables for c, _ in children(node_id))
+
+    def is_list(node_id: int) -> bool:
+        names = [n for _, n in children(node_id)]
+        return bool(names) and all(n.isdigit() for n in names)  # a ListWrapper of variables, not a layer
+
+    def under(node_id: int) -> list[int]:
+        seen, stack, found = set(), [node_id], []
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in variables:
+                found.append(n)
+            stack.extend(c for c, name in children(n) if name not in _NOT_LAYERS)
+        return found
+
+    node = 0
+    for _ in range(8):
+        kids = [c for c, n in children(node) if n not in _NOT_LAYERS and not _not_a_layer(n) and c != node]
+        holders = [c for c in kids if c not in variables and not is_list(c) and under(c)]
+        if len(holders) == 1 and not owns(holders[0]) and not owns(node):
+            node = holders[0]
+            continue
+        break
+    kids = [c for c, n in children(node) if n not in _NOT_LAYERS and not _not_a_layer(n) and c != node]
+    layer_kids = [c for c in kids if c not in variables and not is_list(c) and under(c)]
+    if not layer_kids or owns(node):
+        return None
+    names = [full_name.get(v, "") for c in layer_kids for v in under(c)]
+    if not names or any(n.count("/") < 2 for n in names) or len({n.split("/")[0] for n in names}) != 1:
+        return None
+    return node
