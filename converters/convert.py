@@ -115,12 +115,23 @@ def build_layout(
     target: str,
     model: str | None = None,
 ) -> ModelLayout:
+    return _build_layout(manifest, read, target, model)[0]
+
+
+def _build_layout(
+    manifest: Manifest,
+    read: Callable[[str], np.ndarray],
+    target: str,
+    model: str | None = None,
+) -> tuple[ModelLayout, Any]:
+    """The layout, and the live model built from `--model` (None without it)."""
     if model is None:
-        return layout_from_manifest(manifest, read)
+        return layout_from_manifest(manifest, read), None
     if target in KERAS3_TARGETS:
         import keras
 
-        return layout_from_model(build_model(model, keras), manifest, read, schema="keras3")
+        live = build_model(model, keras)
+        return layout_from_model(live, manifest, read, schema="keras3"), live
     try:
         import tf_keras
     except ImportError:
@@ -128,8 +139,22 @@ def build_layout(
         # with Keras 3; a full-model .h5 then gets the Keras 3 flavour, which keras.models.load_model reads.
         import keras
 
-        return layout_from_model(build_model(model, keras), manifest, read, schema="keras3")
-    return layout_from_model(build_model(model, tf_keras), manifest, read, schema="keras2")
+        live = build_model(model, keras)
+        return layout_from_model(live, manifest, read, schema="keras3"), live
+    live = build_model(model, tf_keras)
+    return layout_from_model(live, manifest, read, schema="keras2"), live
+
+
+def _write(writer: Any, target: str, layout: ModelLayout, live: Any, dst: Path, options: WriteOptions):
+    """Write with the target's writer; a SavedModel given --model is saved from that live model
+    (a subclassed model has no config to rebuild it from, and the user's model is the authority)."""
+    if live is not None and target == "saved-model":
+        from .writers.saved_model import export_keras3_model, is_keras3_model, write_saved_model_from_model
+
+        if is_keras3_model(live):  # built with Keras 3 where tf_keras is missing: Keras 3 exports
+            return export_keras3_model(live, layout, dst, options)
+        return write_saved_model_from_model(live, layout, dst, options)
+    return writer.write(layout, dst, options)
 
 
 def convert(
@@ -158,7 +183,7 @@ def convert(
             check_shards_present(manifest)
             _refuse_existing(dst, target, force)
             recording = _RecordingReader(reader.read_tensor)
-            layout = build_layout(manifest, recording, target, model)
+            layout, live = _build_layout(manifest, recording, target, model)
             parent = dst.parent if str(dst.parent) else Path(".")
             created = _make_parents(parent, dst)
             staging: Path | None = None
@@ -169,7 +194,7 @@ def convert(
                     include_optimizer=include_optimizer, max_shard_size=max_shard_size, progress=progress
                 )
                 try:
-                    result = writer.write(layout, staging / dst.name, options)
+                    result = _write(writer, target, layout, live, staging / dst.name, options)
                     if verify:
                         _verify_output(layout, recording, staging / dst.name, target)
                 except CkitError as exc:

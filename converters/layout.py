@@ -53,6 +53,10 @@ class LayerNode:
     class_name: str | None = None  # "Dense" when known
     weights: tuple[WeightRef, ...] = ()
     children: tuple["LayerNode", ...] = ()
+    # The name under which the parent tracks this layer in a TF checkpoint, when it is not the
+    # position-based `layer_with_weights-N` of a Functional/Sequential model: a subclassed model's
+    # attribute ("enc"); a path through containers that hold no weights is joined with "/" ("blocks/0").
+    tracked_as: str | None = None
 
     def flat_weights(self) -> list[WeightRef]:
         out = list(self.weights)

@@ -138,14 +138,94 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
     config = model_config_of(manifest)
     classes = config_layers(config["config"] if config else None)
     layers = tuple(
-        _node_for(name, classes.get(name) or class_from_layer_name(name), tensors) for name, tensors in grouped
+        _node_for(name, _class_of(name, tensors, classes), tensors)
+        for name, tensors in grouped
     )
+    if manifest.format in ("tf-checkpoint", "saved-model"):
+        layers = _with_tracked_names(layers, [tensors for _, tensors in grouped])
     notes = []
     if manifest.metadata.get("layer_order") == "guessed":
         notes.append(
             "layer order was guessed from names (the file does not record it); pass --model to be certain"
         )
     return _layout(manifest, read, layers, config, tuple(notes))
+
+
+_KERAS3_GROUP = re.compile(r"/?layers/([^/]+)/")
+
+
+def _class_of(name: str, tensors: list[TensorInfo], classes: dict[str, str]) -> str | None:
+    """A top-level layer's class: from the config, else the Keras 3 group its weights sit in, else
+    its default name, else the default name its variables were created under (a subclassed
+    model's checkpoint tracks `rnn/cell/kernel` for the variable `lstm/lstm_cell/kernel`)."""
+    found = classes.get(name) or _class_from_group(tensors) or class_from_layer_name(name)
+    if found:
+        return found
+    prefixes = {t.name.split("/", 1)[0] for t in tensors if "/" in t.name}
+    if len(prefixes) == 1 and all("/" in t.name for t in tensors):
+        return class_from_layer_name(prefixes.pop())
+    return None
+
+
+def _class_from_group(tensors: list[TensorInfo]) -> str | None:
+    """The class a Keras 3 file's group path tells (`/layers/conv2d/vars/0` -> Conv2D), when all of a
+    layer's tensors sit in one such group: Keras 3 names the group after the class, not the layer."""
+    groups = set()
+    for tensor in tensors:
+        match = _KERAS3_GROUP.match(tensor.key)
+        if match is None or "/vars/" not in tensor.key:
+            return None
+        groups.add(match.group(1))
+    if len(groups) != 1:
+        return None
+    from inspector.keras_names import class_for_group
+
+    return class_for_group(groups.pop())
+
+
+def _unescape_local_name(name: str) -> str:
+    """Undo trackable_utils.escape_local_name ("." -> "..", "/" -> ".S")."""
+    return re.sub(r"\.(\.|S)", lambda m: "." if m.group(1) == "." else "/", name)
+
+
+def _with_tracked_names(layers: tuple[LayerNode, ...], tensors: list[list[TensorInfo]]) -> tuple[LayerNode, ...]:
+    """Keep the names a TF checkpoint tracks its top-level layers under (a subclassed model's
+    attributes: `enc/kernel/.ATTRIBUTES/...`), so a checkpoint written from it matches the model.
+    Position-based names (`layer_with_weights-N`) are what the writer derives anyway."""
+    from dataclasses import replace
+
+    edges = [_edge_at([(t.key, t.name) for t in layer_tensors], 0) for layer_tensors in tensors]
+    named = [e for e in edges if e is not None]
+    if len(set(named)) != len(named):  # one object holds several layers (tf.train.Checkpoint(model=...))
+        return layers
+    out = []
+    for node, edge in zip(layers, edges):
+        if edge and node.is_container and node.children:
+            # Layers the file groups under one attribute: a list of layers (`blocks/0/kernel/...`).
+            inner = [_edge_at([(w.source_key, w.name) for w in child.flat_weights()], 1) for child in node.children]
+            if all(inner) and len(set(inner)) == len(inner):
+                node = replace(node, children=tuple(replace(c, tracked_as=e) for c, e in zip(node.children, inner)))
+        out.append(replace(node, tracked_as=edge) if edge else node)
+    return tuple(out)
+
+
+def _edge_at(keys: list[tuple[str, str]], depth: int) -> str | None:
+    """The object name all these checkpoint keys (with their variables' names) share at `depth`,
+    unless it is position-based.  Only keys that end in the variable's own attribute
+    (`enc/kernel/.ATTRIBUTES/...` for `dense/kernel`) track layers by name; a SavedModel's
+    `variables/12/...` lists variables, not layers."""
+    if not keys or not all("/.ATTRIBUTES/" in key for key, _ in keys):
+        return None
+    paths = [key.split("/.ATTRIBUTES/", 1)[0].split("/") for key, _ in keys]
+    if any(len(path) <= depth + 1 for path in paths):  # the name must be an object above the variable
+        return None
+    if any(_unescape_local_name(path[-1]) != name.rsplit("/", 1)[-1] for path, (_, name) in zip(paths, keys)):
+        return None
+    names = {path[depth] for path in paths}
+    name = names.pop() if len(names) == 1 else None
+    if name is None or _POSITIONAL_EDGE.fullmatch(name):
+        return None
+    return _unescape_local_name(name)
 
 
 def _layout(
@@ -218,13 +298,55 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
     return factory
 
 
-def build_model(spec: str, keras_module: Any) -> Any:
-    """Call a model factory with the given Keras module (factories may also take no argument)."""
-    factory = load_model_factory(spec)
+def _wants_module(factory: Callable[..., Any]) -> bool:
+    """Whether a factory takes the Keras module: it has at least one positional parameter."""
+    import inspect
+
     try:
-        return factory(keras_module)
-    except TypeError:
-        return factory()
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a callable Python cannot describe (a builtin): give it the module
+        return True
+    kinds = inspect.Parameter
+    positional = (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD, kinds.VAR_POSITIONAL)
+    return any(p.kind in positional for p in parameters)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def build_model(spec: str, keras_module: Any) -> Any:
+    """Call a model factory once, with the Keras module when it takes a positional parameter.
+
+    Whatever the factory raises is the user's code failing, said as such; what it returns must be
+    a model of the framework it was given (`tf_keras.Model` for Keras 2 targets, `keras.Model`).
+    """
+    factory = load_model_factory(spec)
+    module_name = getattr(keras_module, "__name__", "keras")
+    try:
+        model = factory(keras_module) if _wants_module(factory) else factory()
+    except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
+        raise MappingError(
+            f"--model '{spec}': the factory raised {_one_line(exc)}; expected it to build and return a Keras "
+            f"model (it is called as {getattr(factory, '__name__', 'factory')}({module_name}) when it takes a "
+            "parameter, else with no argument); fix the factory and convert again"
+        ) from exc
+    expected = getattr(keras_module, "Model", None)
+    if expected is None or not isinstance(model, expected):
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        raise MappingError(
+            f"--model '{spec}': the factory returned a {kind}, not a {module_name}.Model; it was given the "
+            f"{module_name} module ({_MODULE_FOR.get(module_name, 'the Keras module for this target')}); "
+            f"expected it to build the model with that module and return it"
+        )
+    return model
+
+
+_MODULE_FOR = {
+    "tf_keras": "tf_keras for Keras 2 targets: h5-weights, h5-model, tf-checkpoint, saved-model",
+    "keras": "Keras 3 for Keras 3 targets: keras3-weights, keras3-model",
+}
 
 
 def layout_from_model(
@@ -243,8 +365,9 @@ def layout_from_model(
         source = [t for t in manifest.tensors if t.role == "weight"]
     nodes: list[LayerNode] = []
     position = 0
+    tracked = _tracked_names(model) if schema == "keras2" else {}
     for layer in _weighted_layers(model):
-        node, position = _model_node(layer, source, position, manifest.path)
+        node, position = _model_node(layer, source, position, manifest.path, tracked, schema)
         nodes.append(node)
     if position != len(source):
         raise MappingError(
@@ -285,15 +408,57 @@ def _variable_name(variable: Any) -> str:
     return name[:-2] if name.endswith(":0") else name
 
 
-def _model_node(layer: Any, source: list[TensorInfo], position: int, path: str) -> tuple[LayerNode, int]:
+_POSITIONAL_EDGE = re.compile(r"layer_with_weights-\d+")
+# Objects that hold tracked layers without being layers: lists and dicts of layers on a subclassed model.
+_MAX_WRAPPER_DEPTH = 3
+
+
+def _tracked_names(model: Any) -> dict[int, str]:
+    """id(layer) -> the child name (a "/" path through list/dict wrappers) under which `model`
+    tracks it in a TF checkpoint (tf_keras `_trackable_children`): a subclassed model's attribute
+    ("enc"), a Functional or Sequential model's `layer_with_weights-N`."""
+    found: dict[int, str] = {}
+
+    def visit(obj: Any, prefix: str, depth: int) -> None:
+        try:
+            children = obj._trackable_children()
+        except Exception:  # noqa: BLE001 - not a trackable of this TF, or one that cannot list children
+            return
+        for name, child in children.items():
+            edge = f"{prefix}{name}"
+            if type(child).__name__.endswith("Wrapper"):  # ListWrapper, _DictWrapper (they list weights too)
+                if depth < _MAX_WRAPPER_DEPTH:
+                    visit(child, edge + "/", depth + 1)
+            elif hasattr(child, "weights") and hasattr(child, "trainable_weights"):  # a layer
+                known = found.get(id(child))
+                # Functional models track each layer twice ("layer-3", "layer_with_weights-1"): the
+                # checkpoint keys use the latter, and a subclassed model's first attribute otherwise.
+                if known is None or (_POSITIONAL_EDGE.fullmatch(name) and not _POSITIONAL_EDGE.fullmatch(known)):
+                    found[id(child)] = edge
+
+    visit(model, "", 0)
+    return found
+
+
+def _model_node(
+    layer: Any,
+    source: list[TensorInfo],
+    position: int,
+    path: str,
+    tracked: dict[int, str] | None = None,
+    schema: str = "keras2",
+) -> tuple[LayerNode, int]:
     class_name = type(layer).__name__
+    tracked_as = (tracked or {}).get(id(layer))
     sub_layers = [l for l in getattr(layer, "layers", []) if l.weights] if class_name in CONTAINER_CLASSES else []
     if sub_layers:
+        inner = _tracked_names(layer) if schema == "keras2" else {}
         children = []
         for sub in sub_layers:
-            child, position = _model_node(sub, source, position, path)
+            child, position = _model_node(sub, source, position, path, inner, schema)
             children.append(child)
-        return LayerNode(name=layer.name, class_name=class_name, children=tuple(children)), position
+        node = LayerNode(name=layer.name, class_name=class_name, children=tuple(children), tracked_as=tracked_as)
+        return node, position
     refs = []
     for variable in layer.weights:
         if position >= len(source):
@@ -313,8 +478,8 @@ def _model_node(layer: Any, source: list[TensorInfo], position: int, path: str) 
         position += 1
     if class_name in RNN_CLASSES and getattr(layer, "cell", None) is not None:
         cell = LayerNode(name=layer.cell.name, class_name=type(layer.cell).__name__, weights=tuple(refs))
-        return LayerNode(name=layer.name, class_name=class_name, children=(cell,)), position
-    return LayerNode(name=layer.name, class_name=class_name, weights=tuple(refs)), position
+        return LayerNode(name=layer.name, class_name=class_name, children=(cell,), tracked_as=tracked_as), position
+    return LayerNode(name=layer.name, class_name=class_name, weights=tuple(refs), tracked_as=tracked_as), position
 
 
 def _live_config(model: Any, schema: str) -> dict[str, Any] | None:

@@ -329,10 +329,14 @@ def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions
                 if options.progress:
                     options.progress(pair.ref, int(value.nbytes))
         save_attributes_to_hdf5_group(weights_group.create_group(TOP_LEVEL_GROUP), "weight_names", [])
+    notes.append(
+        "Keras 3 source: written in Keras 3's own .h5 schema; open it with keras.models.load_model, or pass "
+        "--model built with tf_keras for a tf_keras full model"
+    )
     if layout.optimizer:
         notes.append(
-            f"optimizer state ({len(layout.optimizer)} tensors) dropped: Keras 3 and tf_keras optimizer "
-            "variables do not correspond one to one"
+            f"optimizer state ({len(layout.optimizer)} tensors) dropped: ckit does not write Keras 3 optimizer "
+            "state into an .h5 model; it loads with a fresh optimizer"
         )
     return WriteResult(paths=(dst,), notes=tuple(notes))
 

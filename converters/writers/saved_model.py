@@ -116,7 +116,27 @@ def write_keras3_export(layout: ModelLayout, dst: Path, options: WriteOptions) -
             f"a SavedModel from a Keras 3 model needs the TensorFlow backend, but KERAS_BACKEND is "
             f"'{keras.backend.backend()}'; run with KERAS_BACKEND=tensorflow"
         )
-    model = keras3_model_config(layout).model
+    return export_keras3_model(keras3_model_config(layout).model, layout, dst, options)
+
+
+def is_keras3_model(model: Any) -> bool:
+    try:
+        import keras
+    except ImportError:
+        return False
+    return isinstance(model, keras.Model) and keras.__version__.startswith("3")
+
+
+def export_keras3_model(model: Any, layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:
+    """Set a Keras 3 model's weights from `layout` and `export()` it as an inference SavedModel."""
+    require("tensorflow", "tf", "writing a SavedModel")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UnsupportedFeature(
+            f"a SavedModel from a Keras 3 model needs the TensorFlow backend, but KERAS_BACKEND is "
+            f"'{keras.backend.backend()}'; run with KERAS_BACKEND=tensorflow"
+        )
     assign_weights(model, layout, options)
     model.export(str(dst), format="tf_saved_model", verbose=False)
     notes = ["Keras 3 source: written with model.export(), an inference-only SavedModel (serving signature)"]

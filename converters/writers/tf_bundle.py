@@ -257,21 +257,111 @@ class _Obj:
         self.children.append((name, child))
         return child
 
+    def child(self, name: str) -> "_Obj":
+        """The child named `name`, created when absent (a list or dict of layers on a subclassed model)."""
+        for existing, child in self.children:
+            if existing == name:
+                return child
+        return self.add(name, _Obj())
 
-def _add_variables(parent: _Obj, path: list[str], weights: Iterable[WeightRef]) -> None:
+
+_TO_HDF5 = "write this model to HDF5 (h5-weights, h5-model) or .keras instead"
+
+
+def _add_variables(parent: _Obj, path: list[str], weights: Iterable[WeightRef], layer: str = "") -> None:
+    seen: dict[str, str] = {}
     for ref in weights:
+        if ref.attribute in seen:
+            raise MappingError(
+                f"layer '{layer}' has two weights named '{ref.attribute}' ('{seen[ref.attribute]}' and "
+                f"'{ref.name}'): it holds sub-layers whose tf_keras attribute names ckit does not know, and a "
+                f"TF checkpoint tracks one object per name; {_TO_HDF5}"
+            )
+        seen[ref.attribute] = ref.name
         parent.add(ref.attribute, _Obj(variable=ref, key=checkpoint_key(path + [ref.attribute])))
 
 
+_DIRECTIONS = (("forward_", "forward_layer"), ("backward_", "backward_layer"))
+
+
+def _direction(name: str) -> str | None:
+    for prefix, attribute in _DIRECTIONS:
+        if name.startswith(prefix):
+            return attribute
+    return None
+
+
+def _bidirectional_parts(node: LayerNode) -> dict[str, list[tuple[list[str], WeightRef]]] | None:
+    """A Bidirectional layer's weights by the attribute tf_keras tracks them under
+    (`forward_layer` / `backward_layer`), each with the path below that attribute
+    (`["cell", "kernel"]` for an RNN); None when the names do not say."""
+    owners: list[tuple[WeightRef, str | None]] = [(ref, None) for ref in node.weights]
+    for child in node.children:
+        owners += [(ref, child.name.rsplit("/", 1)[-1]) for ref in child.flat_weights()]
+    parts: dict[str, list[tuple[list[str], WeightRef]]] = {}
+    for ref, owner in owners:
+        names = ref.name.split("/")
+        index = next((i for i, part in enumerate(names[:-1]) if _direction(part)), None)
+        if index is not None:
+            attribute, below = _direction(names[index]), names[index + 1 :]
+        elif owner and _direction(owner):
+            attribute, below = _direction(owner), names[-2:] if len(names) >= 2 else names
+        else:
+            return None
+        if len(below) == 2:  # <cell>/<variable>: the wrapped RNN tracks its cell as `cell`
+            below = ["cell", below[1]]
+        elif len(below) != 1:
+            return None
+        parts.setdefault(attribute, []).append((below, ref))
+    return parts if set(parts) == {"forward_layer", "backward_layer"} else None
+
+
+def _is_bidirectional(node: LayerNode) -> bool:
+    if node.class_name == "Bidirectional":
+        return True
+    return node.class_name is None and _bidirectional_parts(node) is not None
+
+
+def _add_bidirectional(obj: _Obj, here: list[str], node: LayerNode) -> None:
+    """tf_keras tracks a Bidirectional layer's RNNs as `forward_layer` and `backward_layer`, each
+    holding its cell as `cell`: `<layer>/forward_layer/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE`."""
+    parts = _bidirectional_parts(node)
+    if parts is None:
+        raise UnsupportedFeature(
+            f"layer '{node.name}' (Bidirectional): ckit cannot tell which of its weights "
+            f"({', '.join(ref.name for ref in node.flat_weights()[:4])}, ...) belong to its forward and its "
+            f"backward layer, which a TF checkpoint tracks as forward_layer and backward_layer; {_TO_HDF5}"
+        )
+    for attribute in ("forward_layer", "backward_layer"):
+        direction = obj.add(attribute, _Obj())
+        for below, ref in parts[attribute]:
+            target, path = direction, here + [attribute]
+            for name in below[:-1]:
+                target, path = target.child(name), path + [name]
+            if any(existing == below[-1] for existing, _ in target.children):
+                raise UnsupportedFeature(
+                    f"layer '{node.name}' (Bidirectional): two weights named '{below[-1]}' in its {attribute}; "
+                    f"ckit cannot place them in a TF checkpoint; {_TO_HDF5}"
+                )
+            target.add(below[-1], _Obj(variable=ref, key=checkpoint_key(path + [below[-1]])))
+
+
 def _add_layer(parent: _Obj, path: list[str], local_name: str, node: LayerNode) -> None:
-    obj = parent.add(local_name, _Obj())
-    here = path + [local_name]
+    # A subclassed model tracks its layers by attribute ("enc"), possibly through a list ("blocks/0").
+    *through, last = (node.tracked_as or local_name).split("/")
+    for name in through:
+        parent, path = parent.child(name), path + [name]
+    obj = parent.add(last, _Obj())
+    here = path + [last]
     if node.is_rnn:
         # tf_keras RNN layers own no variables themselves: the cell does, tracked as `cell`.
         cell = obj.add("cell", _Obj())
-        _add_variables(cell, here + ["cell"], node.flat_weights())
+        _add_variables(cell, here + ["cell"], node.flat_weights(), node.name)
         return
-    _add_variables(obj, here, node.weights)
+    if _is_bidirectional(node):
+        _add_bidirectional(obj, here, node)
+        return
+    _add_variables(obj, here, node.weights, node.name)
     if node.is_container:
         for j, child in enumerate(node.children):
             _add_layer(obj, here, f"layer_with_weights-{j}", child)
@@ -279,8 +369,8 @@ def _add_layer(parent: _Obj, path: list[str], local_name: str, node: LayerNode) 
         raise MappingError(
             f"layer '{node.name}' ({node.class_name or 'unknown class'}) has sub-layers "
             f"{[c.name for c in node.children]} whose tf_keras attribute names are not known; "
-            "the TF checkpoint writer places sub-layers only for nested models and RNN cells; "
-            "write this model to HDF5 or .keras instead"
+            "the TF checkpoint writer places sub-layers only for nested models, RNN cells and Bidirectional "
+            f"wrappers; {_TO_HDF5}"
         )
 
 

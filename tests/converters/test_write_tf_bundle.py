@@ -446,10 +446,17 @@ def test_shape_disagreement_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_sub_layers_are_refused(tmp_path: Path) -> None:
+    inner = LayerNode("inner", "Dense", (WeightRef("block/inner/kernel", "float32", (2,), "k"),))
+    layout = ModelLayout(layers=(LayerNode("block", "Block", (), (inner,)),), read=lambda key: np.ones(2))
+    with pytest.raises(MappingError, match=r"layer 'block' \(Block\) has sub-layers \['inner'\] whose tf_keras attribute names are not known.*or \.keras instead$"):
+        _write(layout, tmp_path / "w")
+    # A Bidirectional layer is placed as tf_keras tracks it (forward_layer, backward_layer), but only
+    # when both directions are there: one alone is refused before anything is written.
     inner = LayerNode("forward_lstm", "LSTM", (WeightRef("f/kernel", "float32", (2,), "k"),))
     layout = ModelLayout(layers=(LayerNode("bidirectional", "Bidirectional", (), (inner,)),), read=lambda key: np.ones(2))
-    with pytest.raises(MappingError, match=r"layer 'bidirectional' \(Bidirectional\) has sub-layers \['forward_lstm'\] whose tf_keras attribute names are not known"):
+    with pytest.raises(UnsupportedFeature, match=r"^layer 'bidirectional' \(Bidirectional\): ckit cannot tell which"):
         _write(layout, tmp_path / "w")
+    assert not list(tmp_path.iterdir())
 
 
 def test_writer_does_not_import_tensorflow(tmp_path: Path) -> None:
