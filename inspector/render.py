@@ -61,7 +61,7 @@ def render_table(manifest: Manifest) -> str:
         lines.append("  ".join(cells).rstrip())
     missing = [s for s in manifest.shards if not s.present]
     for shard in missing:
-        lines.append(f"note: data shard missing: {shard.path}")
+        lines.append(f"note: data shard missing or incomplete: {shard.path}")
     for note in manifest.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

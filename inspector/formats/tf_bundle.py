@@ -240,28 +240,37 @@ class BundleReader:
         return int(entry.size)
 
     def shards(self) -> list[ShardInfo]:
+        """Each data shard, present only when it is a regular file holding every byte the index places there."""
+        needed = self._bytes_needed()
         infos = []
-        for path in self.shard_paths:
+        for shard_id, path in enumerate(self.shard_paths):
             try:
                 present = path.is_file()  # a directory or FIFO in its place holds no tensor bytes
-                infos.append(ShardInfo(str(path), path.stat().st_size if present else 0, present))
+                size = path.stat().st_size if present else 0
             except OSError:
-                infos.append(ShardInfo(str(path), 0, False))
+                present, size = False, 0
+            # A truncated shard cannot serve its tensors either: it counts as absent.
+            infos.append(ShardInfo(str(path), size, present and size >= needed.get(shard_id, 0)))
         return infos
+
+    def _bytes_needed(self) -> dict[int, int]:
+        """Per shard, the end of the last tensor the index places there."""
+        needed: dict[int, int] = {}
+        for entry in self.entries.values():
+            if not entry.slices:
+                needed[entry.shard_id] = max(needed.get(entry.shard_id, 0), entry.offset + entry.size)
+        return needed
 
     def problems(self) -> list[str]:
         """Notes about data that cannot be read, found from the index and file sizes only."""
         notes = []
         shards = self.shards()
+        needed = self._bytes_needed()
         for info in shards:
-            if not info.present:
+            if not info.present and info.bytes == 0:
                 notes.append(f"data shard {info.path} is missing: tensors stored there cannot be read")
-        needed: dict[int, int] = {}
-        for entry in self.entries.values():
-            if not entry.slices:
-                needed[entry.shard_id] = max(needed.get(entry.shard_id, 0), entry.offset + entry.size)
         for shard_id, end in sorted(needed.items()):
-            if 0 <= shard_id < len(shards) and shards[shard_id].present and shards[shard_id].bytes < end:
+            if 0 <= shard_id < len(shards) and 0 < shards[shard_id].bytes < end:
                 notes.append(
                     f"data shard {shards[shard_id].path} is {shards[shard_id].bytes} bytes but the index needs {end}: "
                     "it is truncated"

@@ -442,3 +442,16 @@ def test_move_into_place_failure_puts_everything_back(tmp_path, monkeypatch):
     assert "nothing was changed" in str(info.value) and ".ckit-" not in str(info.value)
     assert not isinstance(info.value, OutputExists)
     assert _tree(tmp_path) == before
+
+
+def test_truncated_data_shard_is_reported_as_missing_data(tmp_path, capsys):
+    from converters.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(SEED_CKPT.parent, ckpt)
+    data = ckpt / "weights.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    assert main(["convert", str(ckpt / "weights"), str(tmp_path / "w.h5")]) == 1
+    line = only_line(capsys.readouterr().err)
+    assert "weights.data-00000-of-00001" in line and "truncated" in line
+    assert not (tmp_path / "w.h5").exists()
