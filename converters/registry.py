@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from inspector.errors import UnknownFormat
+from inspector.registry import load_registered
 
 from .writers.base import Writer
 
@@ -33,14 +33,10 @@ _SUFFIX_TARGETS: tuple[tuple[str, str], ...] = (
 
 
 def get_writer(name: str) -> Writer:
-    try:
-        module_name, attribute = _WRITER_MODULES[name]
-    except KeyError:
-        raise UnknownFormat(
-            f"cannot write format '{name}'; expected one of: {', '.join(TARGET_IDS)}"
-        ) from None
-    module = importlib.import_module(f"{__package__}.writers.{module_name}")
-    return getattr(module, attribute)
+    writer = load_registered(f"{__package__}.writers", _WRITER_MODULES, name)
+    if writer is None:
+        raise UnknownFormat(f"cannot write format '{name}'; expected one of: {', '.join(TARGET_IDS)}")
+    return writer
 
 
 def infer_target(dst: str | Path) -> str:

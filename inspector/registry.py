@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from typing import Any, Mapping
 
 from .errors import UnknownFormat
 from .formats.base import ArtifactReader, Format
@@ -30,16 +31,24 @@ _FORMAT_MODULES: dict[str, tuple[str, str]] = {
 FORMAT_IDS: tuple[str, ...] = tuple(_FORMAT_MODULES)
 
 
+def load_registered(package: str, table: Mapping[str, tuple[str, str]], name: str) -> Any | None:
+    """Import the module that holds registry entry `name` and return the entry (None if unknown).
+
+    Registries name (module, attribute) pairs instead of importing every format up front, so a
+    command pays only for the format it touches.  The writers' registry uses this too.
+    """
+    if name not in table:
+        return None
+    module_name, attribute = table[name]
+    return getattr(importlib.import_module(f"{package}.{module_name}"), attribute)
+
+
 def get_format(name: str) -> Format:
     """The registered format called `name`."""
-    try:
-        module_name, attribute = _FORMAT_MODULES[name]
-    except KeyError:
-        raise UnknownFormat(
-            f"format '{name}' is not known; expected one of: {', '.join(FORMAT_IDS)}"
-        ) from None
-    module = importlib.import_module(f"{__package__}.formats.{module_name}")
-    return getattr(module, attribute)
+    fmt = load_registered(f"{__package__}.formats", _FORMAT_MODULES, name)
+    if fmt is None:
+        raise UnknownFormat(f"format '{name}' is not known; expected one of: {', '.join(FORMAT_IDS)}")
+    return fmt
 
 
 def detect(path: str | Path) -> Format:

@@ -86,6 +86,17 @@ def open_h5(source: str | Path | BinaryIO, display: str, expected: str):
         ) from None
 
 
+def _refuse_link(kind: str, where: str, display: str) -> None:
+    raise UnsafeArtifact(f"{display}: '{where}' is an HDF5 {kind}; ckit refuses links, expected plain groups and datasets")
+
+
+def _open_member(group: Any, name: str, path: str, display: str) -> Any:
+    try:
+        return group[name]
+    except (KeyError, OSError, ValueError) as exc:
+        raise CorruptArtifact(f"{display}: cannot open HDF5 object '{path}' ({exc}); the file may be damaged") from None
+
+
 def _link_kind(group: Any, name: str) -> str:
     mod = h5py()
     link = group.get(name, default=None, getlink=True)
@@ -108,14 +119,8 @@ def get_object(root: Any, path: str, display: str):
             return None
         if kind != "hard":
             base = getattr(root, "name", None) or ""
-            where = base.rstrip("/") + "/" + "/".join(parts[: i + 1])
-            raise UnsafeArtifact(
-                f"{display}: '{where}' is an HDF5 {kind}; ckit refuses links, expected plain groups and datasets"
-            )
-        try:
-            current = current[part]
-        except (KeyError, OSError, ValueError) as exc:
-            raise CorruptArtifact(f"{display}: cannot open HDF5 object '{path}' ({exc}); the file may be damaged") from None
+            _refuse_link(kind, base.rstrip("/") + "/" + "/".join(parts[: i + 1]), display)
+        current = _open_member(current, part, path, display)
     return current
 
 
@@ -162,13 +167,8 @@ def walk(root: Any, display: str) -> Iterator[tuple[str, Any]]:
             path = f"{prefix}/{name}"
             kind = _link_kind(group, name)
             if kind not in ("hard", "missing"):
-                raise UnsafeArtifact(
-                    f"{display}: '{path}' is an HDF5 {kind}; ckit refuses links, expected plain groups and datasets"
-                )
-            try:
-                obj = group[name]
-            except (KeyError, OSError, ValueError) as exc:
-                raise CorruptArtifact(f"{display}: cannot open HDF5 object '{path}' ({exc}); the file may be damaged") from None
+                _refuse_link(kind, path, display)
+            obj = _open_member(group, name, path, display)
             if obj.id in seen:
                 continue
             seen.add(obj.id)

@@ -305,7 +305,8 @@ class BundleReader:
         self._maps[shard_id] = mapped
         return mapped
 
-    def _raw(self, key: bytes, entry: Any) -> bytes:
+    def _span(self, key: bytes, entry: Any) -> tuple[int, int, int]:
+        """An entry's (shard, offset, size), after checking the shard id and that neither is negative."""
         shard_id, offset, size = int(entry.shard_id), int(entry.offset), int(entry.size)
         if not 0 <= shard_id < self.num_shards:
             raise CorruptArtifact(
@@ -313,6 +314,10 @@ class BundleReader:
             )
         if offset < 0 or size < 0:
             raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has offset {offset} and size {size}; expected non-negative")
+        return shard_id, offset, size
+
+    def _raw(self, key: bytes, entry: Any) -> bytes:
+        shard_id, offset, size = self._span(key, entry)
         mapped = self._map(shard_id, key)
         available = len(mapped) if mapped is not None else 0
         if offset + size > available:
@@ -428,13 +433,7 @@ class BundleReader:
 
     def _check_span(self, key: bytes, entry: Any) -> None:
         """Shard id and byte span of an entry checked against the shard's size on disk (reads nothing)."""
-        shard_id, offset, size = int(entry.shard_id), int(entry.offset), int(entry.size)
-        if not 0 <= shard_id < self.num_shards:
-            raise CorruptArtifact(
-                f"{self.index_path}: tensor {key_text(key)!r} is in shard {shard_id}; expected 0..{self.num_shards - 1}"
-            )
-        if offset < 0 or size < 0:
-            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has offset {offset} and size {size}; expected non-negative")
+        shard_id, offset, size = self._span(key, entry)
         path = self.shard_paths[shard_id]
         try:
             available = path.stat().st_size
