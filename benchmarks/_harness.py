@@ -27,6 +27,11 @@ def measure(label: str, argv: list[str], repeat: int = 3, env: dict | None = Non
     """Median wall time and peak RSS of `argv` over `repeat` runs (output discarded, failures fatal)."""
     times, peaks = [], []
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    # Users' interpreters cache bytecode (pip compiles site-packages at install); a sandbox that
+    # sets PYTHONDONTWRITEBYTECODE would charge ckit's own modules a recompile on every run.
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if repeat > 1:  # one untimed run first: bytecode written, files in the page cache
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env)
     for _ in range(repeat):
         # Flush the previous run's dirty pages first: otherwise their write-back lands on
         # whichever command happens to run next and the order of the runs decides the result.
