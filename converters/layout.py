@@ -12,7 +12,7 @@ stays bounded by the largest tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # values flow through as numpy arrays; describing a layout needs no numpy
     import numpy as np
@@ -88,7 +88,3 @@ class ModelLayout:
 
     def flat_weights(self) -> list[WeightRef]:
         return [w for layer in self.layers for w in layer.flat_weights()]
-
-    def iter_values(self) -> Iterator[tuple[WeightRef, np.ndarray]]:
-        for ref in self.flat_weights():
-            yield ref, self.read(ref.source_key)

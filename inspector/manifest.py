@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 SCHEMA = "ckit.manifest/1"
@@ -160,9 +160,6 @@ class Manifest:
             (name, sorted(items, key=lambda t: (t.index if t.index is not None else 1 << 30, t.key)))
             for name, items in grouped.items()
         ]
-
-    def with_notes(self, *notes: str) -> "Manifest":
-        return replace(self, notes=self.notes + tuple(notes))
 
     # -- totals ------------------------------------------------------------
     @property
