@@ -31,6 +31,14 @@ def _show(prog: str, argv: list[str]) -> int:
 
 
 def main() -> int:
+    from inspector.clikit import native_logs_filtered
+
+    # The commands run in this process: filter TensorFlow's native start-up log as the CLIs do.
+    with native_logs_filtered():
+        return _demo()
+
+
+def _demo() -> int:
     artifacts = [
         SEED / "tf_keras/ckpt/weights",
         SEED / "tf_keras/weights.h5",
