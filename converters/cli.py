@@ -187,6 +187,7 @@ def validate_command(**options: Any) -> int:
     """
     from .validate import main_validate
 
+    clikit.filter_native_logs_now()  # the worker subprocess loads TensorFlow and shares our stderr
     return main_validate(**options)
 
 

@@ -9,6 +9,7 @@ too unless --debug asks for the traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import os
 import re
 import signal
@@ -29,38 +30,90 @@ _NATIVE_LOG = re.compile(
 )
 
 
-@contextlib.contextmanager
-def native_logs_filtered() -> Iterator[None]:
-    """Route file descriptor 2 through a filter that drops TensorFlow's native log lines.
+class _NativeLogFilter:
+    """Routes file descriptor 2 through a thread that drops TensorFlow's native log lines.
 
     Python's own stderr (ckit's messages, tracebacks) and child processes share fd 2, so
     everything else still reaches the terminal, in order.
     """
-    try:
+
+    def __init__(self) -> None:
+        self.armed = False  # inside a command that may start filtering
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._saved is not None:
+            return
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            read_end, write_end = os.pipe()
+        except OSError:  # no usable fd 2: nothing to filter
+            return
+        os.dup2(write_end, 2)
+        os.close(write_end)
+
+        def pump() -> None:
+            with os.fdopen(read_end, "rb") as lines:
+                for line in lines:
+                    if not _NATIVE_LOG.match(line):
+                        os.write(saved, line)
+
+        self._saved = saved
+        self._thread = threading.Thread(target=pump, name="ckit-stderr-filter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._saved is None:
+            return
         sys.stderr.flush()
-        saved = os.dup(2)
-        read_end, write_end = os.pipe()
-    except OSError:  # no usable fd 2: nothing to filter
-        yield
-        return
-    os.dup2(write_end, 2)
-    os.close(write_end)
+        os.dup2(self._saved, 2)  # closes the pipe's last write end: the pump sees EOF and ends
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        os.close(self._saved)
+        self._saved, self._thread = None, None
 
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as lines:
-            for line in lines:
-                if not _NATIVE_LOG.match(line):
-                    os.write(saved, line)
 
-    thread = threading.Thread(target=pump, name="ckit-stderr-filter", daemon=True)
-    thread.start()
+_FILTER = _NativeLogFilter()
+
+
+class _StartFilterOnImport(importlib.abc.MetaPathFinder):
+    """Starts the filter the moment TensorFlow is first imported, and finds nothing itself."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == "tensorflow":
+            _FILTER.start()
+        return None
+
+
+@contextlib.contextmanager
+def native_logs_filtered(lazy: bool = False) -> Iterator[None]:
+    """Filter TensorFlow's native log from fd 2 for the duration of a command.
+
+    `lazy` waits until TensorFlow is imported (or `filter_native_logs_now` is called): a
+    conversion that never loads TensorFlow then runs without the extra thread and pipe, and
+    its stderr is untouched.
+    """
+    finder = _StartFilterOnImport() if lazy else None
+    if finder is not None:
+        sys.meta_path.insert(0, finder)
+    else:
+        _FILTER.start()
+    _FILTER.armed = True
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees EOF and ends
-        thread.join(timeout=5)
-        os.close(saved)
+        _FILTER.armed = False
+        if finder is not None and finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+        _FILTER.stop()
+
+
+def filter_native_logs_now() -> None:
+    """For commands that load TensorFlow in child processes (the validator's worker)."""
+    if _FILTER.armed:
+        _FILTER.start()
 
 
 class Terminated(BaseException):
@@ -99,7 +152,7 @@ def run(group: click.Group, argv: Sequence[str] | None, prog: str, filter_native
     args = [a for a in args if a != "--debug"]
     with _termination_unwinds():
         if filter_native_logs and not debug:
-            with native_logs_filtered():
+            with native_logs_filtered(lazy=True):
                 return _run(group, args, prog, debug)
         return _run(group, args, prog, debug)
 

@@ -147,6 +147,7 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, signal_name, code):
     _, err = child.communicate(timeout=60)
     if child.returncode == 0:
         pytest.skip("the conversion finished before the signal arrived")
-    assert child.returncode == code, err
+    # Killed by the signal itself (-2) reads as 130 in a shell too; what matters is what is left.
+    assert child.returncode in (code, -(code - 128)), err
     assert "nothing was written" in err
     assert list(out.iterdir()) == []
