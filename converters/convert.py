@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -184,7 +184,7 @@ def convert(
             _refuse_existing(dst, target, force)
             recording = _RecordingReader(reader.read_tensor)
             layout, live = _build_layout(manifest, recording, target, model)
-            parent = dst.parent if str(dst.parent) else Path(".")
+            parent = dst.parent
             created = _make_parents(parent, dst)
             staging: Path | None = None
             try:
@@ -308,7 +308,7 @@ def check_shards_present(manifest: Manifest) -> None:
 
 def _prefix_data_files(dst: Path) -> list[Path]:
     """Existing data shards of exactly the checkpoint prefix `dst` (`dst.data-NNNNN-of-NNNNN`)."""
-    parent = dst.parent if str(dst.parent) else Path(".")
+    parent = dst.parent
     if not parent.is_dir():
         return []
     pattern = re.compile(re.escape(dst.name) + r"\.data-\d{5}-of-\d{5}")
@@ -327,7 +327,7 @@ def _is_saved_model_dir(path: Path) -> bool:
 
 def _check_replaceable(final: Path, dst: Path, target: str, force: bool) -> None:
     """Refuse to replace `final` unless --force allows it and nothing but a file or a SavedModel goes."""
-    if target == "tf-checkpoint" and final.name == STATE_FILE and final.parent == (dst.parent if str(dst.parent) else Path(".")):
+    if target == "tf-checkpoint" and final.name == STATE_FILE and final.parent == dst.parent:
         _check_state_file(final)
         return
     if not (final.exists() or final.is_symlink()):
@@ -375,7 +375,7 @@ def _refuse_existing(dst: Path, target: str, force: bool) -> None:
     for path in _destination_paths(dst, target):
         _check_replaceable(path, dst, target, force)
     if target == "tf-checkpoint":
-        _check_state_file((dst.parent if str(dst.parent) else Path(".")) / STATE_FILE)
+        _check_state_file(dst.parent / STATE_FILE)
 
 
 def _make_parents(parent: Path, dst: Path) -> list[Path]:
@@ -416,7 +416,7 @@ def _os_message(exc: BaseException) -> str:
 
 def _outside(message: str, staging: Path, dst: Path) -> str:
     """A message about the staged output, naming DST and its directory instead of ckit's staging path."""
-    parent = dst.parent if str(dst.parent) else Path(".")
+    parent = dst.parent
     for stage in {str(staging), os.path.abspath(staging), str(staging.resolve())}:
         message = message.replace(f"{stage}{os.sep}{dst.name}", str(dst)).replace(stage, str(parent))
     return message.replace(staging.name + os.sep, "").replace(staging.name, str(parent))
@@ -522,9 +522,7 @@ def _verify_output(layout: ModelLayout, recording: _RecordingReader, written: Pa
     try:
         with open_artifact(written, target) as reader:
             manifest = reader.manifest
-            produced = [t for _, tensors in manifest.layer_weights() for t in tensors]
-            if not produced:
-                produced = [t for t in manifest.tensors if t.role == "weight"]
+            produced = manifest.model_weights()
             if len(produced) != len(expected):
                 raise CorruptArtifact(
                     f"verification failed: {written.name} holds {len(produced)} model weights after writing, "

@@ -298,6 +298,11 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
     return factory
 
 
+def call_factory(factory: Callable[..., Any], keras_module: Any) -> Any:
+    """The one calling rule for model factories: the Keras module if it takes a positional parameter."""
+    return factory(keras_module) if _wants_module(factory) else factory()
+
+
 def _wants_module(factory: Callable[..., Any]) -> bool:
     """Whether a factory takes the Keras module: it has at least one positional parameter."""
     import inspect
@@ -325,7 +330,7 @@ def build_model(spec: str, keras_module: Any) -> Any:
     factory = load_model_factory(spec)
     module_name = getattr(keras_module, "__name__", "keras")
     try:
-        model = factory(keras_module) if _wants_module(factory) else factory()
+        model = call_factory(factory, keras_module)
     except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
         raise MappingError(
             f"--model '{spec}': the factory raised {_one_line(exc)}; expected it to build and return a Keras "
@@ -360,9 +365,7 @@ def layout_from_model(
     The model decides names, classes, nesting and config; the artifact only
     supplies values, taken in the order the source lists its model weights.
     """
-    source = [t for _, tensors in manifest.layer_weights() for t in tensors]
-    if not source:
-        source = [t for t in manifest.tensors if t.role == "weight"]
+    source = manifest.model_weights()
     nodes: list[LayerNode] = []
     position = 0
     tracked = _tracked_names(model) if schema == "keras2" else {}

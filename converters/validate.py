@@ -35,7 +35,7 @@ from inspector import errors
 from inspector.errors import CkitError, MappingError, MissingDependency
 
 from .datasets import Dataset, load_dataset
-from .naming import load_model_factory
+from .naming import call_factory, load_model_factory
 from .report import Report, Result, format_matrix, from_dict, to_dict, write_json, write_tensorboard
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -322,7 +322,7 @@ class _Worker:
         if seed is not None:  # seeds the initial weights, dropout and shuffling alike
             keras_module.utils.set_random_seed(seed)
         try:
-            model = self.factory(keras_module)
+            model = call_factory(self.factory, keras_module)
         except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
             raise CkitError(
                 f"--model {self.model_spec} raised {type(exc).__name__} when building with {framework}: "
@@ -812,9 +812,8 @@ def _refuse_code_in_config(path: Path, fmt: str, framework: str, frameworks: dic
     """
     from inspector import read_manifest
 
-    from .keras3_config import check_config_safe
+    from .config_safety import check_config_is_safe, check_config_safe
     from .naming import model_config_of
-    from .writers.saved_model import check_config_is_safe
 
     config = model_config_of(read_manifest(path, fmt))
     if config is None:

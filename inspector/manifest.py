@@ -161,6 +161,11 @@ class Manifest:
             for name, items in grouped.items()
         ]
 
+    def model_weights(self) -> list[TensorInfo]:
+        """Model weights in model order (layer by layer, by index); by key where no layer is known."""
+        ordered = [t for _, tensors in self.layer_weights() for t in tensors]
+        return ordered or [t for t in self.tensors if t.role == "weight"]
+
     # -- totals ------------------------------------------------------------
     @property
     def totals(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def _fails(args: list[str], capsys) -> str:
 
 def _values(path: Path, fmt: str | None = None) -> list[np.ndarray]:
     with open_artifact(path, fmt) as reader:
-        tensors = [t for _, ts in reader.manifest.layer_weights() for t in ts]
+        tensors = reader.manifest.model_weights()
         return [np.asarray(reader.read_tensor(t.key)) for t in tensors]
 
 

@@ -77,3 +77,12 @@ def test_errors_inherit_builtins():
     assert issubclass(inspector.ChecksumMismatch, inspector.CorruptArtifact)
     assert issubclass(inspector.MissingData, FileNotFoundError)
     assert issubclass(inspector.OutputExists, FileExistsError)
+
+
+def test_model_weights_follow_layers_then_fall_back_to_role():
+    assert [t.name for t in _manifest().model_weights()] == ["dense/kernel", "dense/bias"]
+    bare = Manifest(format="safetensors", path="p", tensors=(
+        TensorInfo("b", "b", "float32", (1,), 4), TensorInfo("a", "a", "float32", (1,), 4),
+        TensorInfo("o", "o", "int64", (), 8, "optimizer"),
+    ))
+    assert [t.key for t in bare.model_weights()] == ["a", "b"]
