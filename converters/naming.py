@@ -22,6 +22,7 @@ from inspector.manifest import Manifest, TensorInfo
 
 from .layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
 
+
 def weight_ref(tensor: TensorInfo) -> WeightRef:
     return WeightRef(name=tensor.name, dtype=tensor.dtype, shape=tensor.shape, source_key=tensor.key)
 
@@ -78,19 +79,18 @@ def class_from_layer_name(layer_name: str) -> str | None:
 # -- manifest -> layout ----------------------------------------------------
 
 
-def _node_for(layer_name: str, class_name: str | None, tensors: list[TensorInfo]) -> LayerNode:
+def _node_for(layer_name: str, class_name: str | None, refs: list[WeightRef]) -> LayerNode:
     """Build one top-level LayerNode from its weights in order.
 
     Canonical names tell the structure when the class does not: a plain
     layer's weights are "<layer>/<var>", an RNN layer's "<layer>/<cell>/<var>",
     a nested model's "<inner layer>/<var>" (grouped by inner layer, in order).
     """
-    refs = [weight_ref(t) for t in tensors]
     prefixes = [r.name.split("/", 1)[0] for r in refs]
     nested_guess = class_name is None and len(set(prefixes)) > 1
     if class_name in CONTAINER_CLASSES or nested_guess:
         children = tuple(
-            _node_for(prefix, class_from_layer_name(prefix), [_as_tensor(r) for r in group])
+            _node_for(prefix, class_from_layer_name(prefix), group)
             for prefix, group in _group_in_order(refs, lambda r: r.name.split("/", 1)[0])
         )
         # Nothing in a weights-only file tells a nested Sequential from a nested Functional model;
@@ -107,10 +107,6 @@ def _node_for(layer_name: str, class_name: str | None, tensors: list[TensorInfo]
             children=(LayerNode(name=cell_name, class_name=cell_class(class_name), weights=tuple(refs)),),
         )
     return LayerNode(name=layer_name, class_name=class_name, weights=tuple(refs))
-
-
-def _as_tensor(ref: WeightRef) -> TensorInfo:
-    return TensorInfo(key=ref.source_key, name=ref.name, dtype=ref.dtype, shape=ref.shape, nbytes=0)
 
 
 def _group_in_order(items: Iterable[WeightRef], key: Callable[[WeightRef], str]):
@@ -138,7 +134,7 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
     config = model_config_of(manifest)
     classes = config_layers(config["config"] if config else None)
     layers = tuple(
-        _node_for(name, _class_of(name, tensors, classes), tensors)
+        _node_for(name, _class_of(name, tensors, classes), [weight_ref(t) for t in tensors])
         for name, tensors in grouped
     )
     if manifest.format in ("tf-checkpoint", "saved-model"):
@@ -146,7 +142,7 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
     notes = []
     if manifest.metadata.get("layer_order") == "guessed":
         notes.append(
-            "layer order was guessed from names (the file does not record it); pass --model to be certain"
+            "layer order was guessed (the file does not record it); pass --model to be certain"
         )
     return _layout(manifest, read, layers, config, tuple(notes))
 

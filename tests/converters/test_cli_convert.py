@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -76,16 +77,17 @@ def test_corrupt_source_leaves_nothing_behind(tmp_path, capsys):
 @pytest.mark.parametrize(
     "spec,expected",
     [
-        ("nope", "is not of the form module:function"),
-        ("no_such_module_xyz:build", "cannot import module 'no_such_module_xyz'"),
-        ("converters.zoo:no_such_factory", "has no function 'no_such_factory'"),
-        ("converters.zoo:cnn_model", "of the --model expects [3, 3, 1, 8] for 'conv2d/kernel'"),
+        ("nope", re.escape("is not of the form module:function")),
+        ("no_such_module_xyz:build", re.escape("cannot import module 'no_such_module_xyz'")),
+        ("converters.zoo:no_such_factory", re.escape("has no function 'no_such_factory'")),
+        # Keras numbers layer names per process ("conv2d_24" after other tests built models).
+        ("converters.zoo:cnn_model", r"of the --model expects \[3, 3, 1, 8\] for 'conv2d(_\d+)?/kernel'"),
     ],
 )
 def test_bad_model_factory_messages(tmp_path, capsys, spec, expected):
     assert main(["convert", str(SEED_H5), str(tmp_path / "w.weights.h5"), "--model", spec]) == 1
     line = only_line(capsys.readouterr().err)
-    assert expected in line
+    assert re.search(expected, line), line
     assert list(tmp_path.iterdir()) == []
 
 
