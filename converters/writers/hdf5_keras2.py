@@ -116,10 +116,13 @@ def _check_h5_dtype(ref: WeightRef) -> None:
         )
 
 
-def _write_dataset(group: Any, ref: WeightRef, layout: ModelLayout, options: WriteOptions) -> None:
+def _write_dataset(
+    group: Any, ref: WeightRef, layout: ModelLayout, options: WriteOptions, name: str | None = None
+) -> None:
+    """Write one weight at `name` (default: its Keras 2 weight name) inside `group`."""
     value = fetch(layout, ref)
     # h5py turns the "/" of "dense/kernel:0" into a subgroup, exactly as tf_keras relies on.
-    dset = group.create_dataset(weight_name(ref), value.shape, dtype=value.dtype)
+    dset = group.create_dataset(name or weight_name(ref), value.shape, dtype=value.dtype)
     if value.shape:
         dset[:] = value
     else:
@@ -323,11 +326,7 @@ def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions
             save_attributes_to_hdf5_group(group, "weight_names", [p.encode("utf8") for p in paths])
             for path, pair in zip(paths, pairs):
                 _check_h5_dtype(pair.ref)
-                value = fetch(layout, pair.ref)
-                dataset = group.create_dataset(path, value.shape, dtype=value.dtype)
-                dataset[()] = value
-                if options.progress:
-                    options.progress(pair.ref, int(value.nbytes))
+                _write_dataset(group, pair.ref, layout, options, name=path)  # Keras 3 names it by variable path
         save_attributes_to_hdf5_group(weights_group.create_group(TOP_LEVEL_GROUP), "weight_names", [])
     notes.append(
         "Keras 3 source: written in Keras 3's own .h5 schema; open it with keras.models.load_model, or pass "
