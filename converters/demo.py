@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,26 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "fixtures" / "seed"
 
 
+_MODULES = {"ckinspect": "inspector.cli", "ckconvert": "converters.cli"}
+
+
 def _show(prog: str, argv: list[str]) -> int:
+    """Run one command in its own process, exactly as typed, so its output and notes stay with it."""
     shown = [str(Path(a).relative_to(ROOT)) if a.startswith(str(ROOT)) else a for a in argv]
     print(f"\n$ {prog} {' '.join(shown)}", flush=True)
-    if prog == "ckinspect":
-        from inspector.cli import main
-    else:
-        from converters.cli import main
-    code = main(argv)
-    sys.stdout.flush()
+    code = subprocess.run([sys.executable, "-m", _MODULES[prog], *argv]).returncode
     if code != 0:
         raise SystemExit(f"demo: '{prog} {' '.join(shown)}' failed with exit code {code}")
     return code
 
 
 def main() -> int:
-    from inspector.clikit import native_logs_filtered
-
-    # The commands run in this process: filter TensorFlow's native start-up log as the CLIs do.
-    with native_logs_filtered():
-        return _demo()
+    return _demo()
 
 
 def _demo() -> int:
