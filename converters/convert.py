@@ -36,7 +36,8 @@ from inspector.manifest import Manifest
 from inspector.registry import open_artifact
 
 from .layout import ModelLayout, WeightRef
-from .naming import build_model, layout_from_manifest, layout_from_model, model_config_of
+from .model_config import model_config_of
+from .naming import build_model, layout_from_manifest, layout_from_model
 from .registry import _SUFFIX_TARGETS, get_writer, infer_target
 from .writers.base import WriteOptions
 

@@ -21,52 +21,11 @@ from inspector.errors import MappingError
 from inspector.manifest import Manifest, TensorInfo
 
 from .layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
+from .model_config import config_layers, model_config_of, training_config_of
 
 
 def weight_ref(tensor: TensorInfo) -> WeightRef:
     return WeightRef(name=tensor.name, dtype=tensor.dtype, shape=tensor.shape, source_key=tensor.key)
-
-
-# -- model configs ---------------------------------------------------------
-
-
-def model_config_of(manifest: Manifest) -> dict[str, Any] | None:
-    """The model config an artifact carries, tagged with its schema ("keras2" or "keras3")."""
-    metadata = manifest.metadata
-    producer = manifest.producer
-    for key in ("model_config", "keras_config", "config"):
-        config = metadata.get(key)
-        if isinstance(config, str):
-            try:
-                config = json.loads(config)
-            except ValueError:
-                continue
-        if isinstance(config, dict) and config.get("class_name"):
-            return {"schema": _config_schema(config, producer), "config": config}
-    return None
-
-
-def _config_schema(config: dict[str, Any], producer: dict[str, Any]) -> str:
-    # Keras 3 serialises objects with a "module" entry; tf_keras configs have none.
-    if "module" in config or str(producer.get("framework", "")).startswith("keras3"):
-        return "keras3"
-    return "keras2"
-
-
-def config_layers(config: dict[str, Any] | None) -> dict[str, str]:
-    """Layer name -> class name for the top level of a model config (both schemas)."""
-    if not config:
-        return {}
-    inner = config.get("config", {})
-    layers = inner.get("layers", []) if isinstance(inner, dict) else []
-    out: dict[str, str] = {}
-    for layer in layers:
-        if not isinstance(layer, dict):
-            continue
-        name = (layer.get("config") or {}).get("name") or layer.get("name")
-        if name:
-            out[name] = layer.get("class_name", "")
-    return out
 
 
 def class_from_layer_name(layer_name: str) -> str | None:
@@ -236,7 +195,7 @@ def _layout(
         read=read,
         optimizer=tuple(weight_ref(t) for t in optimizer_in_order(manifest)),
         model_config=config,
-        training_config=_training_config(manifest),
+        training_config=training_config_of(manifest),
         source_format=manifest.format,
         source_producer=dict(manifest.producer),
         dropped=notes,
@@ -256,16 +215,6 @@ def optimizer_in_order(manifest: Manifest) -> list[TensorInfo]:
         manifest.by_role("optimizer"),
         key=lambda t: (t.index is None, t.index if t.index is not None else 0, natural(t.key)),
     )
-
-
-def _training_config(manifest: Manifest) -> dict[str, Any] | None:
-    value = manifest.metadata.get("training_config")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, dict) else None
 
 
 # -- the training model as the authority -----------------------------------

@@ -813,7 +813,7 @@ def _refuse_code_in_config(path: Path, fmt: str, framework: str, frameworks: dic
     from inspector import read_manifest
 
     from .config_safety import check_config_is_safe, check_config_safe
-    from .naming import model_config_of
+    from .model_config import model_config_of
 
     config = model_config_of(read_manifest(path, fmt))
     if config is None:
