@@ -36,6 +36,7 @@ def test_clis_hold_no_format_logic():
 def test_only_saved_model_output_imports_tensorflow():
     # Converting to a TF checkpoint (or any other format) must work without TensorFlow installed.
     for path in sorted((ROOT / "converters").rglob("*.py")):
-        if path.name in ("saved_model.py", "validate.py", "demo.py"):
+        # The validator's worker imports the frameworks it validates with, in one place.
+        if path.name in ("saved_model.py", "demo.py") or path == ROOT / "converters/validate/frameworks.py":
             continue
         assert "tensorflow" not in _imports(path), f"{path.relative_to(ROOT)} imports TensorFlow"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from converters.report import write_tensorboard
+from converters.validate.report import write_tensorboard
 from tests.converters.test_validate import REPORT
 
 
@@ -25,7 +25,7 @@ def test_writing_scalars_does_not_import_tensorflow(tmp_path):
 
     code = (
         "import sys\n"
-        "from converters.report import write_tensorboard\n"
+        "from converters.validate.report import write_tensorboard\n"
         "from tests.converters.test_validate import REPORT\n"
         f"write_tensorboard(REPORT, {str(tmp_path)!r})\n"
         "assert 'tensorflow' not in sys.modules, 'TensorFlow imported to write an event file'\n"

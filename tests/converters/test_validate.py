@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from converters.datasets import write_fashion_mnist_cache
-from converters.report import Report, Result, format_matrix, from_dict, to_dict, write_tensorboard
+from converters.validate.report import Report, Result, format_matrix, from_dict, to_dict, write_tensorboard
 from converters.validate import (
     KERAS3_SOURCES,
     TARGETS,
@@ -126,7 +126,7 @@ def test_planted_fault_is_reported(tmp_path, monkeypatch, capfd):
     assert any(r.source == r.target == "h5-weights" for r in reloaded)
 
     capfd.readouterr()
-    monkeypatch.setattr("converters.validate.run_validation", lambda options: report)
+    monkeypatch.setattr("converters.validate.run.run_validation", lambda options: report)
     assert main_validate(artifact=str(SEED_WEIGHTS), model="converters.zoo:seed_model") == 1
     out, err = capfd.readouterr()
     assert "FAILED: " in out
@@ -304,7 +304,7 @@ def test_tf_artifact_on_a_backend_without_tensorflow():
 def test_safetensors_names_that_fit_no_weight(tmp_path):
     from safetensors.numpy import save_file
 
-    from converters.validate import _safetensors_in_model_order
+    from converters.validate.loaders import safetensors_in_model_order
 
     class Weight:
         def __init__(self, name):
@@ -315,10 +315,10 @@ def test_safetensors_names_that_fit_no_weight(tmp_path):
 
     save_file({"a": np.zeros(2, np.float32), "b": np.zeros(3, np.float32)}, str(tmp_path / "m.safetensors"))
     with pytest.raises(MappingError, match=r"m.safetensors: cannot tell which tensor is which weight \(file keys \['a', 'b'\]"):
-        _safetensors_in_model_order(tmp_path / "m.safetensors", Model(), "tf_keras")
+        safetensors_in_model_order(tmp_path / "m.safetensors", Model(), "tf_keras")
     save_file({"dense/bias": np.ones(2, np.float32), "dense/kernel": np.zeros(3, np.float32), "optimizer/dense/kernel": np.zeros(3, np.float32)},
               str(tmp_path / "n.safetensors"))
-    kernel, bias = _safetensors_in_model_order(tmp_path / "n.safetensors", Model(), "tf_keras")
+    kernel, bias = safetensors_in_model_order(tmp_path / "n.safetensors", Model(), "tf_keras")
     assert kernel.shape == (3,) and bias.tolist() == [1.0, 1.0]
 
 
@@ -369,7 +369,7 @@ def test_tensorboard_scalars(tmp_path):
 
 
 def test_json_on_stdout_moves_the_matrix_to_stderr(monkeypatch, capsys):
-    monkeypatch.setattr("converters.validate.run_validation", lambda options: REPORT)
+    monkeypatch.setattr("converters.validate.run.run_validation", lambda options: REPORT)
     assert main_validate(json_path="-") == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["results"][1]["ok"] is False
