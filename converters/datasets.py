@@ -65,16 +65,13 @@ def load_dataset(name: str = "digits28", *, data: str | Path | None = None, cach
 
 
 def digits28_path() -> Path:
-    """Where ckit's own small dataset lives: in the installed package, else in the source tree's fixtures."""
-    here = Path(__file__).resolve().parent
-    candidates = (here / "data" / "digits28.npz", here.parent / "fixtures" / "data" / "digits28.npz")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise MissingData(
-        f"ckit's dataset digits28.npz is missing (looked in {', '.join(str(p) for p in candidates)}); "
-        "reinstall ckit, or pass --data file.npz or --dataset fashion_mnist"
-    )
+    """Where ckit's own small dataset lives: inside the package (source tree and installs alike)."""
+    path = Path(__file__).resolve().parent / "data" / "digits28.npz"
+    if not path.is_file():
+        raise MissingData(
+            f"ckit's dataset {path} is missing; reinstall ckit, or pass --data file.npz or --dataset fashion_mnist"
+        )
+    return path
 
 
 def load_npz(path: str | Path, *, name: str | None = None) -> Dataset:
