@@ -39,6 +39,11 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
             f"model archive needs one; {_PASS_MODEL}"
         )
     schema = model_config.get("schema")
+    from .model_config import keras1_refusal
+
+    refusal = keras1_refusal(model_config, "Keras 3 model")
+    if refusal:
+        raise UnsupportedFeature(refusal)
     config = _decode_json_markers(model_config["config"])
     if schema not in ("keras2", "keras3"):
         raise MappingError(

@@ -196,6 +196,11 @@ def keras2_model_config(layout: ModelLayout, needs: str = "a Keras 2 full-model 
         )
     schema = mc.get("schema")
     config = mc.get("config") or {}
+    from ..model_config import keras1_refusal
+
+    refusal = keras1_refusal(mc, "Keras 2 full model")
+    if refusal:
+        raise UnsupportedFeature(refusal)
     if schema != "keras2":
         raise UnsupportedFeature(
             f"the source's model config uses the {schema!r} schema, but a Keras 2 full-model file needs a "

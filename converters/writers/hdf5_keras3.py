@@ -106,7 +106,7 @@ def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
 
         try:
             k3 = keras3_model_config(layout)
-        except (UnsafeArtifact, MappingError) as exc:
+        except (UnsafeArtifact, MappingError, UnsupportedFeature) as exc:
             # A weights file never runs the config, so fall back to class-derived paths.
             plan = plan_from_classes(layout)
             return plan, [f"model config not used for Keras 3 weight paths ({exc}); paths derived from layer classes"]

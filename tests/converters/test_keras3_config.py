@@ -83,8 +83,8 @@ def test_no_config():
 
 
 def test_unknown_schema():
-    with pytest.raises(MappingError, match=r"model config schema 'keras1' is unknown; expected 'keras2' or 'keras3'"):
-        keras3_model_config(_layout({"class_name": "Sequential", "config": {}}, schema="keras1"))
+    with pytest.raises(MappingError, match=r"model config schema 'keras9' is unknown; expected 'keras2' or 'keras3'"):
+        keras3_model_config(_layout({"class_name": "Sequential", "config": {}}, schema="keras9"))
 
 
 def test_not_a_model_config():

@@ -1,0 +1,193 @@
+"""Model and training configs of every Keras era, wherever the artifact keeps them.
+
+Old-era files are made from the real tf_keras fixtures by rewriting only their config attributes into
+the form older Keras wrote (weights untouched):
+
+- Keras <= 2.1 (keras/models.py `Sequential.get_config` returned `copy.deepcopy(config)` of the layer
+  list): a Sequential config is the bare list of layer configs, no InputLayer entry, the first layer
+  carrying `batch_input_shape`; a nested Sequential inside a `Model` is the same list.
+- Keras 1.2 / 2.0 functional models: class name `Model`, inbound nodes `[name, node, tensor]`
+  without the call kwargs.
+- Keras <= 2.2 training configs: `optimizer_config` with `lr` and `decay`, string losses and metrics.
+
+Each conversion is then loaded by the framework's own loader and must predict what the source did.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from converters.convert import convert
+from converters.model_config import model_config_of, normalize_keras2_config
+from inspector import read_manifest
+from inspector.errors import UnsupportedFeature
+
+from tests.conftest import ROOT, fixture_path, only_line
+
+pytestmark = pytest.mark.tf
+
+KERAS21_TRAINING_CONFIG = {
+    "optimizer_config": {"class_name": "RMSprop", "config": {"lr": 0.001, "rho": 0.9, "epsilon": 1e-07, "decay": 0.0}},
+    "loss": "sparse_categorical_crossentropy",
+    "metrics": ["accuracy"],
+    "sample_weight_mode": None,
+    "loss_weights": None,
+}
+
+
+def _as_list_sequential(entry: dict) -> None:
+    """Rewrite one Sequential config ({"class_name": "Sequential", "config": {...}}) in place as Keras 2.1 did."""
+    layers = entry["config"]["layers"]
+    if layers and layers[0]["class_name"] == "InputLayer":
+        first_input = layers.pop(0)["config"]
+        layers[0]["config"]["batch_input_shape"] = first_input["batch_input_shape"]
+    entry["config"] = layers
+
+
+def _old_config(config: dict) -> dict:
+    """A tf_keras 2.21 model config in the Keras <= 2.1 form (see the module docstring)."""
+    config = json.loads(json.dumps(config))
+    if config["class_name"] == "Sequential":
+        _as_list_sequential(config)
+        return config
+    config["class_name"] = "Model"
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Sequential":
+            _as_list_sequential(layer)
+        for node in layer.get("inbound_nodes", []):
+            for i, ref in enumerate(node):
+                if len(ref) == 4 and not ref[3]:
+                    node[i] = ref[:3]
+    return config
+
+
+def old_h5(tmp_path: Path, model: str, keras_version: str = "2.1.6") -> Path:
+    """fixtures/MODEL/tf_keras/model.h5 with its configs in the form Keras `keras_version` wrote."""
+    dst = tmp_path / f"{model}_keras{keras_version}.h5"
+    shutil.copy(fixture_path(model, "tf_keras", "model.h5"), dst)
+    with h5py.File(dst, "r+") as f:
+        f.attrs["model_config"] = json.dumps(_old_config(json.loads(f.attrs["model_config"]))).encode()
+        f.attrs["training_config"] = json.dumps(KERAS21_TRAINING_CONFIG).encode()
+        for group in (f, f["model_weights"]):
+            group.attrs["keras_version"] = keras_version.encode()
+    return dst
+
+
+def _reference(model: str) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.load(fixture_path(model, "reference.npz"))
+    return ref["inputs"], ref["logits_tf_keras"]
+
+
+def _predict(model, inputs) -> np.ndarray:
+    return np.asarray(model(inputs, training=False))
+
+
+def test_old_sequential_list_config_is_the_form_tf_keras_itself_accepts(tmp_path):
+    """The normalised config rebuilds in tf_keras exactly like the raw Keras 2.1 list config does."""
+    import tf_keras
+
+    path = old_h5(tmp_path, "cnn")
+    with h5py.File(path, "r") as f:
+        raw = json.loads(f.attrs["model_config"])
+    assert isinstance(raw["config"]["layers"][-1]["config"], list)  # the nested head is a bare list
+    normal = normalize_keras2_config(raw)
+    head = normal["config"]["layers"][-1]
+    assert head["config"]["name"] == "head" and isinstance(head["config"]["layers"], list)
+    own = tf_keras.models.model_from_json(json.dumps(raw))
+    ours = tf_keras.models.model_from_json(json.dumps(normal))
+    assert [(type(l).__name__, l.count_params()) for l in ours.layers] == [
+        (type(l).__name__, l.count_params()) for l in own.layers
+    ]
+    # tf_keras names a list-config Sequential afresh ("sequential"); the entry's own name is the model's.
+    assert [l.name for l in ours.layers][-1] == "head"
+    manifest = read_manifest(path)
+    assert model_config_of(manifest)["config"] == normal
+
+
+@pytest.mark.parametrize("model", ["seed", "lstm", "cnn"])
+def test_old_config_to_h5_model_loads_in_tf_keras_with_its_training_setup(tmp_path, model):
+    import tf_keras
+
+    out = tmp_path / "out.h5"
+    result = convert(old_h5(tmp_path, model), out, "h5-model")
+    assert not any("no training config" in note for note in result.notes)
+    inputs, logits = _reference(model)
+    loaded = tf_keras.models.load_model(out)  # compiles from the Keras 2.1 training config
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+    assert loaded.optimizer is not None and type(loaded.optimizer).__name__ == "RMSprop"
+    assert loaded.loss.__name__ == "sparse_categorical_crossentropy"
+
+
+@pytest.mark.parametrize("model", ["seed", "cnn"])
+def test_old_config_to_h5_weights_and_saved_model(tmp_path, model):
+    import tf_keras
+
+    from converters import zoo
+
+    inputs, logits = _reference(model)
+    src = old_h5(tmp_path, model)
+    convert(src, tmp_path / "w.h5", "h5-weights")
+    fresh = zoo.MODELS[model](tf_keras)
+    fresh.load_weights(tmp_path / "w.h5")
+    np.testing.assert_allclose(_predict(fresh, inputs), logits, atol=1e-5)
+    convert(src, tmp_path / "sm", "saved-model")
+    loaded = tf_keras.models.load_model(tmp_path / "sm", compile=False)
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+
+
+def test_old_config_to_keras3_model(tmp_path):
+    import keras
+
+    inputs, logits = _reference("cnn")
+    convert(old_h5(tmp_path, "cnn"), tmp_path / "m.keras", "keras3-model")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+
+
+def test_old_config_crash_is_gone_on_the_command_line(tmp_path):
+    """The reported failure: `internal error: AttributeError: 'list' object has no attribute 'get'`."""
+    src = old_h5(tmp_path, "seed")
+    for target, name in (("h5-weights", "w.h5"), ("h5-model", "m.h5")):
+        run = subprocess.run(
+            [sys.executable, "-m", "converters.cli", "convert", str(src), str(tmp_path / name), "--to", target],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "internal error" not in run.stderr and f"wrote {target}" in run.stdout
+
+
+def test_keras1_config_refused_for_full_models_by_name(tmp_path):
+    src = old_h5(tmp_path, "seed", keras_version="1.2.2")
+    manifest = read_manifest(src)
+    assert model_config_of(manifest)["schema"] == "keras1"
+    for target, name in (("h5-model", "m.h5"), ("keras3-model", "m.keras")):
+        with pytest.raises(UnsupportedFeature, match=r"written by Keras 1\.2\.2, whose layer arguments .* no longer accept"):
+            convert(src, tmp_path / name, target)
+        assert not (tmp_path / name).exists()
+    run = subprocess.run(
+        [sys.executable, "-m", "converters.cli", "convert", str(src), str(tmp_path / "m.h5"), "--to", "h5-model"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode != 0
+    line = only_line(run.stderr)
+    assert "Keras 1.2.2" in line and "--to h5-weights" in line
+
+
+def test_keras1_config_still_converts_weights(tmp_path):
+    import tf_keras
+
+    from converters import zoo
+
+    inputs, logits = _reference("seed")
+    convert(old_h5(tmp_path, "seed", keras_version="1.2.2"), tmp_path / "w.h5", "h5-weights")
+    fresh = zoo.seed_model(tf_keras)
+    fresh.load_weights(tmp_path / "w.h5")
+    np.testing.assert_allclose(_predict(fresh, inputs), logits, atol=1e-5)
