@@ -17,7 +17,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import replace, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -127,7 +127,7 @@ def _build_layout(
 ) -> tuple[ModelLayout, Any]:
     """The layout, and the live model built from `--model` (None without it)."""
     if model is None:
-        return layout_from_manifest(manifest, read), None
+        return layout_from_manifest(manifest, read, target), None
     if target in KERAS3_TARGETS:
         import keras
 
@@ -183,8 +183,11 @@ def convert(
             check_shard_option(dst, target, max_shard_size)
             check_shards_present(manifest)
             _refuse_existing(dst, target, force)
-            recording = _RecordingReader(reader.read_tensor)
-            layout, live = _build_layout(manifest, recording, target, model)
+            layout, live = _build_layout(manifest, reader.read_tensor, target, model)
+            # Record what the writer takes through the layout's own reader, so values the layout
+            # derives (a merged Keras 1 LSTM kernel, a re-laid CuDNN bias) are checked as written.
+            recording = _RecordingReader(layout.read)
+            layout = replace(layout, read=recording)
             parent = dst.parent
             created = _make_parents(parent, dst)
             staging: Path | None = None

@@ -57,13 +57,22 @@ def _node_for(layer_name: str, class_name: str | None, refs: list[WeightRef]) ->
         return LayerNode(name=layer_name, class_name=class_name or "Sequential", children=children)
     deep = all(r.name.count("/") >= 2 for r in refs)
     if deep and (class_name in RNN_CLASSES or class_name is None):
-        from inspector.keras_names import cell_class
+        from inspector.keras_names import cell_class, rnn_class_from_shapes
 
-        cell_name = refs[0].name.split("/")[1]
+        groups = _group_in_order(refs, lambda r: r.name.split("/")[1])
+        if class_name in RNN_CLASSES or (len(groups) == 1 and rnn_class_from_shapes([r.shape for r in refs])):
+            class_name = class_name or rnn_class_from_shapes([r.shape for r in refs])
+            cell_name = refs[0].name.split("/")[1]
+            return LayerNode(
+                name=layer_name,
+                class_name=class_name,
+                children=(LayerNode(name=cell_name, class_name=cell_class(class_name), weights=tuple(refs)),),
+            )
+        # Sub-layers held by attribute (a wrapper's or an attention layer's): the layout rules place them.
         return LayerNode(
             name=layer_name,
             class_name=class_name,
-            children=(LayerNode(name=cell_name, class_name=cell_class(class_name), weights=tuple(refs)),),
+            children=tuple(LayerNode(name=sub, weights=tuple(group)) for sub, group in groups),
         )
     return LayerNode(name=layer_name, class_name=class_name, weights=tuple(refs))
 
@@ -75,8 +84,11 @@ def _group_in_order(items: Iterable[WeightRef], key: Callable[[WeightRef], str])
     return list(groups.items())
 
 
-def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) -> ModelLayout:
-    """The layout an artifact describes on its own (no training model given)."""
+def layout_from_manifest(
+    manifest: Manifest, read: Callable[[str], np.ndarray], target: str | None = None
+) -> ModelLayout:
+    """The layout an artifact describes on its own (no training model given), with each layer
+    refined by the layout rules (`converters.layouts`) for the `target` format when one is given."""
     grouped = [(name, tensors) for name, tensors in manifest.layer_weights() if tensors]
     unowned = [t for t in manifest.tensors if t.role == "weight" and t.layer is None]
     if unowned:
@@ -98,12 +110,48 @@ def layout_from_manifest(manifest: Manifest, read: Callable[[str], np.ndarray]) 
     )
     if manifest.format in ("tf-checkpoint", "saved-model"):
         layers = _with_tracked_names(layers, [tensors for _, tensors in grouped])
+    layers, read = _refined(manifest, layers, read, config, target)
     notes = []
     if manifest.metadata.get("layer_order") == "guessed":
         notes.append(
             "layer order was guessed (the file does not record it); pass --model to be certain"
         )
     return _layout(manifest, read, layers, config, tuple(notes))
+
+
+def _refined(
+    manifest: Manifest,
+    layers: tuple[LayerNode, ...],
+    read: Callable[[str], np.ndarray],
+    config: dict[str, Any] | None,
+    target: str | None,
+) -> tuple[tuple[LayerNode, ...], Callable[[str], np.ndarray]]:
+    """Each top-level layer through the layout rules; the reader extended to the values they derive."""
+    from .layouts import Context, Derived, layer_configs, refine
+
+    configs = layer_configs(config["config"]) if config else {}
+    derived = Derived()
+    version = manifest.producer.get("keras_version")
+    tracked = _tracked_paths(manifest)
+    out = []
+    for node in layers:
+        ctx = Context(config=configs.get(node.name), keras_version=str(version) if version else None,
+                      target=target, derived=derived, tracked_paths=tracked)
+        out.append(refine(node, ctx))
+    return tuple(out), (derived.reader(read) if derived else read)
+
+
+def _tracked_paths(manifest: Manifest) -> dict[str, list[str]]:
+    """Source key -> the object path below its top-level layer, for TF checkpoint keys
+    (`layer_with_weights-0/layer/kernel/.ATTRIBUTES/...` -> `["layer", "kernel"]`)."""
+    if manifest.format not in ("tf-checkpoint", "saved-model"):
+        return {}
+    out = {}
+    for tensor in manifest.model_weights():
+        if "/.ATTRIBUTES/" in tensor.key:
+            path = [_unescape_local_name(p) for p in tensor.key.split("/.ATTRIBUTES/", 1)[0].split("/")]
+            out[tensor.key] = path[1:]
+    return out
 
 
 _KERAS3_GROUP = re.compile(r"/?layers/([^/]+)/")
@@ -310,13 +358,18 @@ def layout_from_model(
     The model decides names, classes, nesting and config; the artifact only
     supplies values, taken in the order the source lists its model weights.
     """
+    from .layouts import Derived
+
     source = manifest.model_weights()
     nodes: list[LayerNode] = []
     position = 0
     tracked = _tracked_names(model) if schema == "keras2" else {}
+    derived = Derived()
     for layer in _weighted_layers(model):
-        node, position = _model_node(layer, source, position, manifest.path, tracked, schema)
+        node, position = _model_node(layer, source, position, manifest.path, tracked, schema, derived)
         nodes.append(node)
+    if derived:
+        read = derived.reader(read)
     if position != len(source):
         raise MappingError(
             f"{manifest.path}: the artifact has {len(source)} model weights but the model given with --model "
@@ -395,7 +448,11 @@ def _model_node(
     path: str,
     tracked: dict[int, str] | None = None,
     schema: str = "keras2",
+    derived: Any = None,
 ) -> tuple[LayerNode, int]:
+    from .layouts import Context, Derived, refine
+
+    derived = derived if derived is not None else Derived()
     class_name = type(layer).__name__
     tracked_as = (tracked or {}).get(id(layer))
     sub_layers = [l for l in getattr(layer, "layers", []) if l.weights] if class_name in CONTAINER_CLASSES else []
@@ -403,12 +460,16 @@ def _model_node(
         inner = _tracked_names(layer) if schema == "keras2" else {}
         children = []
         for sub in sub_layers:
-            child, position = _model_node(sub, source, position, path, inner, schema)
+            child, position = _model_node(sub, source, position, path, inner, schema, derived)
             children.append(child)
         node = LayerNode(name=layer.name, class_name=class_name, children=tuple(children), tracked_as=tracked_as)
         return node, position
     refs = []
-    for variable in layer.weights:
+    ctx = Context(config=_live_layer_config(layer), target="live", derived=derived)
+    relaid = _relaid_rnn(layer, source[position:position + 3], ctx)
+    if relaid is not None:
+        refs, position = relaid, position + 3
+    for variable in layer.weights[len(refs):]:
         if position >= len(source):
             raise MappingError(
                 f"{path}: the model given with --model has more weights than the artifact (ran out at layer "
@@ -427,7 +488,49 @@ def _model_node(
     if class_name in RNN_CLASSES and getattr(layer, "cell", None) is not None:
         cell = LayerNode(name=layer.cell.name, class_name=type(layer.cell).__name__, weights=tuple(refs))
         return LayerNode(name=layer.name, class_name=class_name, children=(cell,), tracked_as=tracked_as), position
-    return LayerNode(name=layer.name, class_name=class_name, weights=tuple(refs), tracked_as=tracked_as), position
+    node = LayerNode(name=layer.name, class_name=class_name, weights=tuple(refs), tracked_as=tracked_as)
+    # Wrapped and composite layers (TimeDistributed, MultiHeadAttention): where their loaders track them.
+    return refine(node, ctx), position
+
+
+def _live_layer_config(layer: Any) -> dict[str, Any] | None:
+    try:
+        return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    except Exception:  # noqa: BLE001 - a custom layer without get_config: its class still travels
+        return {"class_name": type(layer).__name__, "config": {}}
+
+
+def _relaid_rnn(layer: Any, tensors: list[TensorInfo], ctx: Any) -> list[WeightRef] | None:
+    """The source's three RNN tensors re-laid for the model's layer, when one side is CuDNN
+    (CuDNNLSTM weights for an LSTM of the --model, or the other way round); None when the layouts match."""
+    from .layouts import cudnn
+
+    class_name = type(layer).__name__
+    family = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "GRU": "GRU", "CuDNNGRU": "GRU"}.get(class_name)
+    if family is None or len(tensors) != 3 or len(layer.weights) != 3:
+        return None
+    found = cudnn.layout_of([tuple(t.shape) for t in tensors])
+    if found is None or found[0] != family:
+        return None
+    if class_name.startswith("CuDNN"):
+        wanted = "cudnn"
+    elif family == "LSTM":
+        wanted = "standard"
+    else:
+        wanted = "gru-reset-after" if getattr(layer, "reset_after", False) else "gru-reset-before"
+    if found[1] == wanted or "cudnn" not in (found[1], wanted):
+        return None
+    if "gru-reset-before" in (found[1], wanted):
+        raise MappingError(
+            f"layer '{layer.name}' of the --model is {class_name}{'(reset_after=False)' if wanted != 'cudnn' else ''} "
+            f"but the artifact's weights for it are {'CuDNNGRU' if found[1] == 'cudnn' else 'GRU(reset_after=False)'}; "
+            "tf_keras converts CuDNNGRU weights only to and from GRU(reset_after=True); build the GRU with "
+            "reset_after=True"
+        )
+    names = [_variable_name(v) for v in layer.weights]
+    refs = [weight_ref(t) for t in tensors]
+    base = names[0].rsplit("/", 1)[0]
+    return cudnn.convert_refs(refs, family, from_cudnn=found[1] == "cudnn", base=base, ctx=ctx)
 
 
 def _live_config(model: Any, schema: str) -> dict[str, Any] | None:

@@ -30,9 +30,14 @@ LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
     "GroupNormalization": ("gamma", "beta"),
     "RMSNormalization": ("scale",),
     "Embedding": ("embeddings",),
+    "Attention": ("scale", "concat_score_weight"),
+    "AdditiveAttention": ("scale",),
     "PReLU": ("alpha",),
     "Normalization": ("mean", "variance", "count"),
     "LSTMCell": ("kernel", "recurrent_kernel", "bias"),
+    # Keras 2 CuDNN layers hold their variables themselves, without a cell (and a CuDNN layout).
+    "CuDNNLSTM": ("kernel", "recurrent_kernel", "bias"),
+    "CuDNNGRU": ("kernel", "recurrent_kernel", "bias"),
     "GRUCell": ("kernel", "recurrent_kernel", "bias"),
     "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
     "ConvLSTM1DCell": ("kernel", "recurrent_kernel", "bias"),
@@ -43,12 +48,18 @@ LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
 # One order consistent with every row above, for formats that keep names but not order
 # (safetensors files are laid out by dtype and name, not by model order).
 VARIABLE_ORDER: tuple[str, ...] = (
-    "depthwise_kernel", "pointwise_kernel", "kernel", "recurrent_kernel", "bias", "embeddings",
+    "depthwise_kernel", "pointwise_kernel", "kernel", "recurrent_kernel", "bias", "embeddings", "concat_score_weight",
     "gamma", "beta", "moving_mean", "moving_variance", "scale", "alpha", "mean", "variance", "count",
 )
 
 # Config switches that remove a variable from the default list.
 _OPTIONAL: dict[str, str] = {"bias": "use_bias", "gamma": "scale", "beta": "center"}
+# Switches that are off by default, per class (Attention has no `scale` unless `use_scale`).
+_OPT_IN: dict[tuple[str, str], Any] = {
+    ("Attention", "scale"): lambda c: c.get("use_scale") is True,
+    ("Attention", "concat_score_weight"): lambda c: c.get("score_mode") == "concat",
+    ("EinsumDense", "bias"): lambda c: bool(c.get("bias_axes")),
+}
 
 # RNN layers own their variables through a cell stored under the attribute "cell".
 RNN_CELLS: dict[str, str] = {
@@ -67,9 +78,39 @@ MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 # Wrappers whose wrapped layers are attributes (Keras 3 groups `forward_layer`, `backward_layer`, `layer`).
 WRAPPER_CLASSES = frozenset({"Bidirectional", "TimeDistributed"})
 
+# Layers that own sub-layers by attribute and hold no variables themselves: per class, each
+# sub-layer as (Keras 3 group name, tf_keras checkpoint attribute, class, default layer name), in the
+# order the layer creates them, which is its `weights` order (query, key, value, output).
+COMPOSITE_LAYERS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    cls: (
+        ("query_dense", "_query_dense", "EinsumDense", "query"),
+        ("key_dense", "_key_dense", "EinsumDense", "key"),
+        ("value_dense", "_value_dense", "EinsumDense", "value"),
+        ("output_dense", "_output_dense", "EinsumDense", "attention_output"),
+    )
+    for cls in ("MultiHeadAttention", "GroupedQueryAttention")
+}
+
 # Attribute sub-layers in the order the owning layer tracks them (its `weights` order).  Keras 3
 # saves attributes in dir() order (alphabetical), so file order cannot be trusted for these.
-ATTRIBUTE_ORDER: tuple[str, ...] = ("cell", "forward_layer", "backward_layer", "layer")
+ATTRIBUTE_ORDER: tuple[str, ...] = ("cell", "forward_layer", "backward_layer", "layer") + tuple(
+    part[0] for part in COMPOSITE_LAYERS["MultiHeadAttention"]
+)
+
+
+def composite_part(owner_class: str | None, group: str) -> tuple[str, str, str, str] | None:
+    """The sub-layer entry of a composite layer for a Keras 3 group name (`query_dense`)."""
+    for part in COMPOSITE_LAYERS.get(owner_class or "", ()):
+        if part[0] == group:
+            return part
+    return None
+
+
+def composite_class_from_parts(sub_layer_names: Iterable[str]) -> str | None:
+    """The composite class whose default sub-layer names these are (`query`, `key`, ... -> MultiHeadAttention)."""
+    names = list(sub_layer_names)
+    default = [part[3] for part in COMPOSITE_LAYERS["MultiHeadAttention"]]
+    return "MultiHeadAttention" if names and sorted(names) == sorted(default) else None
 
 WEIGHTLESS_CLASSES = frozenset(
     {"InputLayer", "Flatten", "Dropout", "Reshape", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
@@ -88,7 +129,7 @@ def to_snake_case(name: str) -> str:
 
 _CLASS_BY_SNAKE: dict[str, str] = {
     to_snake_case(cls): cls
-    for cls in (*LAYER_VARIABLES, *RNN_CELLS, *MODEL_CLASSES, *WRAPPER_CLASSES, *WEIGHTLESS_CLASSES)
+    for cls in (*LAYER_VARIABLES, *RNN_CELLS, *MODEL_CLASSES, *WRAPPER_CLASSES, *WEIGHTLESS_CLASSES, *COMPOSITE_LAYERS)
 }
 
 
@@ -129,8 +170,27 @@ def variable_names(class_name: str | None, config: Mapping[str, Any] | None = No
         return None
     names = LAYER_VARIABLES[class_name]
     if config:
-        names = tuple(n for n in names if config.get(_OPTIONAL.get(n, ""), True) is not False)
+        names = tuple(n for n in names if config.get(_OPTIONAL.get(n, ""), True) is not False
+                      and _OPT_IN.get((class_name, n), lambda c: True)(config))
+    elif class_name == "Attention":  # both variables are opt-in: the default layer has none
+        names = ()
     return names
+
+
+def variable_names_for_count(class_name: str | None, count: int,
+                             config: Mapping[str, Any] | None = None) -> tuple[str, ...] | None:
+    """`variable_names`, or without the bias when that alone makes the count match (a layer built with
+    `use_bias=False` whose config is not at hand); None when the names cannot be told."""
+    names = variable_names(class_name, config)
+    if names is None:
+        return None
+    if len(names) == count:
+        return names
+    without_bias = tuple(n for n in names if n != "bias")
+    if config is None and len(without_bias) == count and len(without_bias) < len(names):
+        return without_bias
+    full = LAYER_VARIABLES[class_name]
+    return full if config is None and len(full) == count else None
 
 
 def cell_class(rnn_class: str | None, config: Mapping[str, Any] | None = None) -> str | None:

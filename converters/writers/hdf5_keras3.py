@@ -195,10 +195,11 @@ def plan_from_classes(layout: ModelLayout) -> list[GroupPlan]:
     return plan
 
 
-def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPlan]) -> None:
+def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPlan], at: str | None = None) -> None:
+    """Plan `nodes`, the members of a `layers` container under `prefix`, or one attribute layer `at` a path."""
     classes = [node.class_name or class_from_layer_name(node.name) for node in nodes]
     for node, class_name, group in zip(nodes, classes, unique_group_names(classes)):
-        path = f"{prefix}/{group}"
+        path = at or f"{prefix}/{group}"
         if class_name in CONTAINER_CLASSES:
             plan.append(GroupPlan(path=path, name=node.name, weights=tuple(node.weights)))
             _plan_container(node.children, f"{path}/layers", plan)
@@ -217,6 +218,12 @@ def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPla
                 )
             plan.append(GroupPlan(path=path, name=node.name, weights=()))
             plan.append(GroupPlan(path=f"{path}/cell", name=cell_name.rsplit("/", 1)[-1], weights=cell_weights))
+        elif node.children and all(child.tracked_as for child in node.children):
+            # Sub-layers held by attribute: Keras 3 saves each under the attribute's name without the
+            # leading underscore (`query_dense`, `layer`), in the layer's own order.
+            plan.append(GroupPlan(path=path, name=node.name, weights=tuple(node.weights)))
+            for child in node.children:
+                _plan_container([child], "", plan, f"{path}/{str(child.tracked_as).lstrip('_')}")
         elif node.children:
             raise MappingError(
                 f"layer '{node.name}' ({class_name}) holds sub-layers, whose Keras 3 paths depend on its "

@@ -365,6 +365,10 @@ def _add_layer(parent: _Obj, path: list[str], local_name: str, node: LayerNode) 
     if node.is_container:
         for j, child in enumerate(node.children):
             _add_layer(obj, here, f"layer_with_weights-{j}", child)
+    elif node.children and all(child.tracked_as for child in node.children):
+        # Sub-layers held by attribute (TimeDistributed's `layer`, MultiHeadAttention's `_query_dense`).
+        for child in node.children:
+            _add_layer(obj, here, str(child.tracked_as), child)
     elif node.children:
         raise MappingError(
             f"layer '{node.name}' ({node.class_name or 'unknown class'}) has sub-layers "

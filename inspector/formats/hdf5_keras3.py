@@ -167,6 +167,9 @@ class Keras3Layout:
             # A wrapped RNN without a config: its cell's shapes tell LSTM, GRU and SimpleRNN apart.
             shapes = [tuple(self.datasets[k].obj.shape or ()) for _, k in self.var_keys(f"{owner}/cell")]
             return kn.rnn_class_from_shapes(shapes) or kn.class_for_group(self.name_attrs.get(owner, ""))
+        part = kn.composite_part(self._class_of(parent), base) if parent else None
+        if part is not None:  # MultiHeadAttention's `query_dense`, ...: EinsumDense layers
+            return part[2]
         found = kn.class_for_group(base)
         if found is None and owner in self.name_attrs:
             found = kn.class_for_group(self.name_attrs[owner])  # an attribute layer (subclassed model): `enc` named `dense`
@@ -181,6 +184,9 @@ class Keras3Layout:
         parent, _, base = owner.rpartition("/")
         if base == "cell":
             return kn.default_cell_name(self._class_of(parent)) or base
+        part = kn.composite_part(self._class_of(parent), base) if parent else None
+        if part is not None:  # files before Keras 3.6 keep no name: the sub-layer's default name
+            return part[3]
         if base in ("forward_layer", "backward_layer") and kn.class_for_group(parent.rpartition("/")[2]) == "Bidirectional":
             # Keras names the copies `forward_<inner>` / `backward_<inner>`; without a config the inner
             # layer's name is unknown and its class's default name (`lstm`) is the best guess.
@@ -206,7 +212,7 @@ class Keras3Layout:
 
     def variable_names(self, owner: str, count: int) -> list[str]:
         entry = self.config.get(owner)
-        names = kn.variable_names(self._class_of(owner), entry.config if entry else None)
+        names = kn.variable_names_for_count(self._class_of(owner), count, entry.config if entry else None)
         if names is None or len(names) != count:
             return [f"vars/{i}" for i in range(count)]
         return list(names)

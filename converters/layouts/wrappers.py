@@ -1,0 +1,60 @@
+"""RNN layers and their cells, and `TimeDistributed`: where tf_keras and Keras 3 track the weights.
+
+tf_keras names a TimeDistributed layer's weights after the wrapper (`td/kernel`) but tracks the
+wrapped layer as `layer` (`layer_with_weights-0/layer/kernel` in a checkpoint); an RNN layer's
+weights live on its cell (`.../cell/kernel`), even when an old file names them without the cell
+(`encoder/kernel`, Keras <= 2.1), so the RNN must be known from its shapes when no class is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from inspector.keras_names import cell_class, rnn_class_from_shapes
+
+from ..layout import RNN_CLASSES, LayerNode
+from . import Context, wrapped_config
+
+_RNN_VARIABLES = (("kernel", "recurrent_kernel", "bias"), ("kernel", "recurrent_kernel"))
+
+
+def refine(node: LayerNode, ctx: Context) -> LayerNode:
+    if node.class_name == "TimeDistributed" or (node.class_name is None and _tracked_under(node, ctx, "layer")):
+        return _time_distributed(node, ctx)
+    return rnn(node, ctx)
+
+
+def rnn(node: LayerNode, ctx: Context | None = None) -> LayerNode:
+    """An RNN layer known from its weights' names and shapes when nothing names its class."""
+    if node.class_name is None and not node.children and node.weights:
+        names = tuple(ref.attribute for ref in node.weights)
+        if names in _RNN_VARIABLES:
+            found = rnn_class_from_shapes([tuple(ref.shape) for ref in node.weights])
+            if found:
+                return replace(node, class_name=found)
+    if node.class_name is None and len(node.children) == 1 and not node.weights:
+        cell = node.children[0]
+        found = rnn_class_from_shapes([tuple(ref.shape) for ref in cell.weights])
+        if found and tuple(ref.attribute for ref in cell.weights) in _RNN_VARIABLES:
+            return replace(node, class_name=found, children=(replace(cell, class_name=cell_class(found)),))
+    return node
+
+
+def _tracked_under(node: LayerNode, ctx: Context, attribute: str) -> bool:
+    paths = [ctx.tracked_paths.get(ref.source_key) for ref in node.flat_weights()]
+    return bool(paths) and all(p is not None and len(p) >= 2 and p[0] == attribute for p in paths)
+
+
+def _time_distributed(node: LayerNode, ctx: Context) -> LayerNode:
+    """One child, the wrapped layer, tracked as `layer`; the weights keep their tf_keras names."""
+    if len(node.children) == 1 and node.children[0].tracked_as == "layer":
+        return node  # already shaped
+    inner_config = wrapped_config(ctx.config)
+    inner_cfg = (inner_config or {}).get("config") or {}
+    inner_class = (inner_config or {}).get("class_name") if inner_config else None
+    weights = node.flat_weights()
+    inner_name = inner_cfg.get("name") if isinstance(inner_cfg.get("name"), str) else None
+    inner = LayerNode(name=inner_name or node.name, class_name=inner_class, weights=tuple(weights), tracked_as="layer")
+    if inner_class in RNN_CLASSES or inner_class is None:
+        inner = rnn(inner)
+    return replace(node, class_name="TimeDistributed", weights=(), children=(inner,))
