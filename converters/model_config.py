@@ -114,4 +114,45 @@ def training_config_of(manifest: Manifest) -> dict[str, Any] | None:
             value = json.loads(value)
         except ValueError:
             return None
-    return value if isinstance(value, dict) else None
+    return _without_sharing(value) if isinstance(value, dict) else None
+
+
+def _without_sharing(node: Any) -> Any:
+    """Drop `shared_object_id` markers: a SavedModel's metadata is written inside tf_keras's
+    SharedObjectSavingScope, an `.h5` training config never is (its loader ignores them either way)."""
+    if isinstance(node, dict):
+        return {k: _without_sharing(v) for k, v in node.items() if k != "shared_object_id"}
+    if isinstance(node, list):
+        return [_without_sharing(v) for v in node]
+    return node
+
+
+def training_config_problem(training_config: dict[str, Any] | None) -> str | None:
+    """Why a loader could not compile from this training config, or None.
+
+    A loss or metric that was a Python lambda is recorded as the string "<lambda>" (tf.keras 2.x
+    SavedModels and .h5 files alike); `load_model` then fails with "Unknown loss function".
+    """
+    if not training_config:
+        return None
+    found: list[str] = []
+
+    def visit(node: Any, where: str) -> None:
+        if node == "<lambda>":
+            found.append(where)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                visit(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                visit(value, f"{where}[{i}]")
+
+    for key in ("loss", "metrics", "weighted_metrics"):
+        visit(training_config.get(key), key)
+    if not found:
+        return None
+    return (
+        f"training config not carried: {', '.join(found[:3])} {'is' if len(found) == 1 else 'are'} a Python "
+        "lambda, which no loader can rebuild; the model loads uncompiled"
+    )
+

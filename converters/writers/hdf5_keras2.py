@@ -271,7 +271,12 @@ class H5ModelWriter:
             f.attrs["backend"] = BACKEND
             f.attrs["keras_version"] = KERAS_VERSION
             f.attrs["model_config"] = json.dumps(config, default=_json_default).encode("utf8")
-            if layout.training_config:
+            from ..model_config import training_config_problem
+
+            problem = training_config_problem(layout.training_config)
+            if problem:
+                notes.append(problem)
+            elif layout.training_config:
                 f.attrs["training_config"] = json.dumps(layout.training_config, default=_json_default).encode("utf8")
             else:
                 notes.append("no training config in the source: the model loads uncompiled")

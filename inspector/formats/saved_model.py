@@ -67,7 +67,7 @@ class SavedModelArtifact(ReaderBase):
     """An opened SavedModel: manifest of its variables plus signatures and Keras config."""
 
     def __init__(self, path: Path) -> None:
-        from ..protos import SavedMetadata, SavedModel
+        from ..protos import SavedModel
 
         self.directory = _directory(Path(path))
         pb = self.directory / SAVED_MODEL_PB
@@ -94,23 +94,29 @@ class SavedModelArtifact(ReaderBase):
 
         layer_names: dict[int, str] = {}
         keras_pb = self.directory / KERAS_METADATA_PB
-        if keras_pb.is_file():
-            keras_meta = _parse(SavedMetadata, keras_pb, "tf_keras SavedMetadata (keras_metadata.pb)")
-            for node in keras_meta.nodes:
-                try:
-                    record = json.loads(node.metadata) if node.metadata else {}
-                except (ValueError, RecursionError):
-                    raise CorruptArtifact(
-                        f"{keras_pb}: metadata of node {node.node_path!r} is not JSON; the file is damaged"
-                    ) from None
-                if node.node_path == "root":
-                    producer["framework"] = "tf_keras"
-                    if record.get("keras_version"):
-                        producer["keras_version"] = record["keras_version"]
-                    metadata["keras_config"] = {"class_name": record.get("class_name"), "config": record.get("config")}
-                    metadata["keras_identifier"] = node.identifier
-                elif _LAYER_PATH.match(node.node_path) and record.get("name"):
-                    layer_names[node.node_id] = record["name"]
+        records, where = _keras_records(keras_pb, meta_graph, pb)
+        for node_id, node_path, identifier, text in records:
+            try:
+                record = json.loads(text) if text else {}
+            except (ValueError, RecursionError):
+                raise CorruptArtifact(
+                    f"{where}: Keras metadata of node {node_path!r} is not JSON; the file is damaged"
+                ) from None
+            if not isinstance(record, dict):
+                raise CorruptArtifact(
+                    f"{where}: Keras metadata of node {node_path!r} is not a JSON object; the file is damaged"
+                )
+            if node_path == "root":
+                producer["framework"] = "tf_keras"
+                if record.get("keras_version"):
+                    producer["keras_version"] = record["keras_version"]
+                metadata["keras_config"] = {"class_name": record.get("class_name"), "config": record.get("config")}
+                if isinstance(record.get("training_config"), dict):
+                    metadata["training_config"] = record["training_config"]
+                metadata["keras_identifier"] = identifier
+                metadata["keras_metadata_in"] = KERAS_METADATA_PB if where == keras_pb else "object graph (TF 2.0-2.4)"
+            elif _LAYER_PATH.match(node_path) and record.get("name"):
+                layer_names[node_id] = record["name"]
 
         self.bundle: BundleReader | None = None
         prefix = self.directory.joinpath(*VARIABLES_PREFIX)
@@ -207,6 +213,40 @@ def _keras3_export_roles(tensors: list) -> tuple[list, list[str], list[str]]:
             "(listed with role 'other')"
         )
     return out, layers, notes
+
+
+def _keras_records(keras_pb: Path, meta_graph: Any, pb: Path) -> tuple[list[tuple[int, str, str, str]], Path]:
+    """(node id, node path, identifier, metadata JSON) of every Keras object, and the file they came from.
+
+    tf_keras >= 2.5 writes them to `keras_metadata.pb`; TF 2.0-2.4 kept the same JSON in the object
+    graph itself, in each Keras object's `SavedUserObject.metadata` (tf_keras's loader still falls back
+    to it: `_read_legacy_metadata`).  Only the root and its direct `layer_with_weights-N` children are
+    needed, so paths are built for those alone.
+    """
+    if keras_pb.is_file():
+        from ..protos import SavedMetadata
+
+        keras_meta = _parse(SavedMetadata, keras_pb, "tf_keras SavedMetadata (keras_metadata.pb)")
+        return [(n.node_id, n.node_path, n.identifier, n.metadata) for n in keras_meta.nodes], keras_pb
+    nodes = meta_graph.object_graph_def.nodes
+    if not nodes:
+        return [], pb
+    records = []
+    wanted = [(0, "root")] + [
+        (child.node_id, f"root.{child.local_name}") for child in nodes[0].children if _LAYER_PATH.match(f"root.{child.local_name}")
+    ]
+    for node_id, node_path in wanted:
+        if not 0 <= node_id < len(nodes) or nodes[node_id].WhichOneof("kind") != "user_object":
+            continue
+        user = nodes[node_id].user_object
+        if user.identifier.startswith(_KERAS_IDENTIFIER_PREFIX) and user.metadata:
+            records.append((node_id, node_path, user.identifier, user.metadata))
+    if records and records[0][1] != "root":  # a layer's metadata without the model's is not a Keras model
+        return [], pb
+    return records, pb
+
+
+_KERAS_IDENTIFIER_PREFIX = "_tf_keras_"
 
 
 class SavedModelFormat:

@@ -191,3 +191,129 @@ def test_keras1_config_still_converts_weights(tmp_path):
     fresh = zoo.seed_model(tf_keras)
     fresh.load_weights(tmp_path / "w.h5")
     np.testing.assert_allclose(_predict(fresh, inputs), logits, atol=1e-5)
+
+
+# --- SavedModels: keras_metadata.pb (TF >= 2.5) and the object graph (TF 2.0-2.4) -------------------
+
+TF24_RMSPROP = {
+    "class_name": "RMSprop",
+    "config": {"name": "RMSprop", "learning_rate": 0.001, "decay": 0.0, "rho": 0.9, "momentum": 0.0,
+               "epsilon": 1e-07, "centered": False},
+}
+
+
+def tf24_saved_model(tmp_path: Path, model: str = "cnn") -> Path:
+    """fixtures/MODEL/tf_keras/saved_model laid out as TF 2.0-2.4 wrote it.
+
+    TF 2.4's `saved_model/save.py` stored each Keras object's metadata JSON in its object-graph node
+    (`SavedUserObject.metadata`) and wrote no keras_metadata.pb (nor fingerprint.pb); the model's
+    record had `save_spec` but not yet `full_save_spec`, and its optimizer was an OptimizerV2 whose
+    config has no `is_legacy_optimizer`.  Weights and functions are untouched.
+    """
+    from inspector.protos import SavedMetadata, SavedModel
+
+    dst = tmp_path / f"{model}_tf24"
+    shutil.copytree(fixture_path(model, "tf_keras", "saved_model"), dst)
+    keras_meta = SavedMetadata()
+    keras_meta.ParseFromString((dst / "keras_metadata.pb").read_bytes())
+    saved = SavedModel()
+    saved.ParseFromString((dst / "saved_model.pb").read_bytes())
+    nodes = saved.meta_graphs[0].object_graph_def.nodes
+    for entry in keras_meta.nodes:
+        record = json.loads(entry.metadata)
+        if entry.node_path == "root":
+            record.pop("full_save_spec", None)
+            record["training_config"]["optimizer_config"] = TF24_RMSPROP
+        user = nodes[entry.node_id].user_object
+        assert user.identifier == entry.identifier
+        user.metadata = json.dumps(record)
+    (dst / "saved_model.pb").write_bytes(saved.SerializeToString())
+    (dst / "keras_metadata.pb").unlink()
+    (dst / "fingerprint.pb").unlink()
+    return dst
+
+
+def test_tf24_saved_model_config_is_read_from_the_object_graph(tmp_path):
+    import tf_keras
+
+    src = tf24_saved_model(tmp_path)
+    inputs, logits = _reference("cnn")
+    own = tf_keras.models.load_model(src)  # tf_keras's own legacy path (_read_legacy_metadata)
+    np.testing.assert_allclose(_predict(own, inputs), logits, atol=1e-5)
+    manifest = read_manifest(src)
+    assert manifest.metadata["keras_metadata_in"] == "object graph (TF 2.0-2.4)"
+    config = manifest.metadata["keras_config"]
+    assert (config["class_name"], config["config"]["name"]) == ("Functional", "cnn")
+    assert [layer["name"] for layer in config["config"]["layers"]] == [layer.name for layer in own.layers]
+    assert manifest.metadata["training_config"]["optimizer_config"] == TF24_RMSPROP
+    assert model_config_of(manifest)["schema"] == "keras2"
+
+
+def test_tf24_saved_model_to_keras3_and_h5_model(tmp_path):
+    """Keras 3 targets were refused ("carries no model config") before the object graph was read."""
+    import keras
+    import tf_keras
+
+    src = tf24_saved_model(tmp_path)
+    inputs, logits = _reference("cnn")
+    convert(src, tmp_path / "m.keras", "keras3-model")
+    np.testing.assert_allclose(_predict(keras.models.load_model(tmp_path / "m.keras"), inputs), logits, atol=1e-5)
+    result = convert(src, tmp_path / "m.h5", "h5-model")
+    assert not any("training config" in note for note in result.notes), result.notes
+    loaded = tf_keras.models.load_model(tmp_path / "m.h5")
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+    assert type(loaded.optimizer).__name__ == "RMSprop"
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("model", ["seed", "lstm"])
+def test_saved_model_training_config_reaches_h5_model(tmp_path, model):
+    """keras_metadata.pb's training_config was dropped: "no training config in the source"."""
+    import tf_keras
+
+    result = convert(fixture_path(model, "tf_keras", "saved_model"), tmp_path / "m.h5", "h5-model")
+    assert not any("training config" in note for note in result.notes), result.notes
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        written = json.loads(f.attrs["training_config"])
+    with h5py.File(fixture_path(model, "tf_keras", "model.h5"), "r") as f:
+        own = json.loads(f.attrs["training_config"])  # what tf_keras's own save("m.h5") records
+    assert written["loss"] == own["loss"] and written["optimizer_config"] == own["optimizer_config"]
+    loaded = tf_keras.models.load_model(tmp_path / "m.h5")
+    inputs, logits = _reference(model)
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+    assert type(loaded.optimizer).__name__ == "RMSprop" and loaded.loss.get_config()["from_logits"]
+
+
+def test_real_tf24_saved_model_config_found_and_custom_layers_refused_by_name(tmp_path):
+    """basic-pitch 0.4.0's nmp model, written by TensorFlow 2.4.1: its config is in the object graph."""
+    src = ROOT / "fixtures" / "thirdparty" / "basic_pitch" / "nmp"
+    manifest = read_manifest(src)
+    assert manifest.producer["tensorflow_version"] == "2.4.1"
+    assert manifest.metadata["keras_metadata_in"] == "object graph (TF 2.0-2.4)"
+    config = model_config_of(manifest)
+    assert config["schema"] == "keras2" and config["config"]["class_name"] == "Functional"
+    assert manifest.metadata["training_config"]["optimizer_config"]["class_name"] == "Adam"
+    run = subprocess.run(
+        [sys.executable, "-m", "converters.cli", "convert", str(src), str(tmp_path / "m.keras")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode != 0
+    line = only_line(run.stderr)
+    assert "FlattenAudioCh" in line and "not a built-in Keras class" in line
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_lambda_loss_in_training_config_is_not_carried(tmp_path):
+    """tf.keras records a lambda loss as "<lambda>", which load_model cannot compile: leave it out, say so."""
+    src = tmp_path / "lambda_loss.h5"
+    shutil.copy(fixture_path("seed", "tf_keras", "model.h5"), src)
+    with h5py.File(src, "r+") as f:
+        config = json.loads(f.attrs["training_config"])
+        config["loss"] = "<lambda>"
+        f.attrs["training_config"] = json.dumps(config).encode()
+    result = convert(src, tmp_path / "m.h5", "h5-model")
+    assert any("loss is a Python lambda" in note for note in result.notes), result.notes
+    import tf_keras
+
+    loaded = tf_keras.models.load_model(tmp_path / "m.h5")  # would raise "Unknown loss function: '<lambda>'"
+    assert loaded.optimizer is None
