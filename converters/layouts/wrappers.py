@@ -18,10 +18,40 @@ from . import Context, wrapped_config
 _RNN_VARIABLES = (("kernel", "recurrent_kernel", "bias"), ("kernel", "recurrent_kernel"))
 
 
+_DIRECTIONS = ("forward_layer", "backward_layer")
+
+
 def refine(node: LayerNode, ctx: Context) -> LayerNode:
     if node.class_name == "TimeDistributed" or (node.class_name is None and _tracked_under(node, ctx, "layer")):
         return _time_distributed(node, ctx)
+    if node.class_name in (None, "Bidirectional"):
+        split = _bidirectional(node, ctx)
+        if split is not None:
+            return split
     return rnn(node, ctx)
+
+
+def _bidirectional(node: LayerNode, ctx: Context) -> LayerNode | None:
+    """A Bidirectional layer as its two wrapped RNNs, tracked as `forward_layer` / `backward_layer`:
+    from the checkpoint's object paths, else from the `forward_` / `backward_` names Keras gives them."""
+    if len(node.children) == 2 and all(c.tracked_as in _DIRECTIONS for c in node.children):
+        return node
+    parts: dict[str, list] = {}
+    names: dict[str, str] = {}
+    for ref in node.flat_weights():
+        path = ctx.tracked_paths.get(ref.source_key)
+        components = ref.name.split("/")
+        sub = next((c for c in components[1:-1] if c.startswith(("forward_", "backward_"))), None)
+        attribute = path[0] if path and path[0] in _DIRECTIONS else (
+            "forward_layer" if sub and sub.startswith("forward_") else "backward_layer" if sub else None)
+        if attribute is None:
+            return None
+        parts.setdefault(attribute, []).append(ref)
+        names.setdefault(attribute, sub or attribute)
+    if set(parts) != set(_DIRECTIONS):
+        return None
+    children = tuple(rnn(LayerNode(name=names[a], weights=tuple(parts[a]), tracked_as=a)) for a in _DIRECTIONS)
+    return replace(node, class_name="Bidirectional", weights=(), children=children)
 
 
 def rnn(node: LayerNode, ctx: Context | None = None) -> LayerNode:

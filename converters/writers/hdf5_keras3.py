@@ -197,8 +197,9 @@ def plan_from_classes(layout: ModelLayout) -> list[GroupPlan]:
 
 def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPlan], at: str | None = None) -> None:
     """Plan `nodes`, the members of a `layers` container under `prefix`, or one attribute layer `at` a path."""
-    classes = [node.class_name or class_from_layer_name(node.name) for node in nodes]
-    for node, class_name, group in zip(nodes, classes, unique_group_names(classes)):
+    # An attribute layer's path is its attribute, whatever its class (which then matters only for a cell).
+    classes = [node.class_name or (_class_or_none(node.name) if at else class_from_layer_name(node.name)) for node in nodes]
+    for node, class_name, group in zip(nodes, classes, unique_group_names([c or "layer" for c in classes])):
         path = at or f"{prefix}/{group}"
         if class_name in CONTAINER_CLASSES:
             plan.append(GroupPlan(path=path, name=node.name, weights=tuple(node.weights)))
@@ -243,6 +244,13 @@ def class_from_layer_name(name: str) -> str:
         f"layer '{name}' has no class recorded and '{base}' is not the default name of a Keras layer "
         f"class, so its Keras 3 path (layers/<class>/vars) is unknown; {_PASS_MODEL}"
     )
+
+
+def _class_or_none(name: str) -> str | None:
+    try:
+        return class_from_layer_name(name)
+    except MappingError:
+        return None
 
 
 _SNAKE_TO_CLASS: dict[str, str] | None = None
