@@ -361,6 +361,12 @@ def layout_from_model(
     from .layouts import Derived
 
     source = manifest.model_weights()
+    if manifest.metadata.get("keras1_layout"):
+        # Keras 1 keeps an LSTM's gates in 12 tensors: pair the model with the merged weights instead.
+        merged = layout_from_manifest(manifest, read)
+        source = [TensorInfo(key=r.source_key, name=r.name, dtype=r.dtype, shape=r.shape, nbytes=0)
+                  for r in merged.flat_weights()]
+        read = merged.read
     nodes: list[LayerNode] = []
     position = 0
     tracked = _tracked_names(model) if schema == "keras2" else {}

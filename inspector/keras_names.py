@@ -243,3 +243,32 @@ def wrapped_names(bidirectional_config: Mapping[str, Any] | None) -> tuple[str |
     base = name[len("forward_"):] if name.startswith("forward_") else name
     forward = name if name.startswith("forward_") else f"forward_{name}"
     return forward, back_name if isinstance(back_name, str) and back_name else f"backward_{base}"
+
+
+# Keras 1 stored weights as `<layer>_<short name>` (`dense_1_W`, `lstm_1_U_i`); tf_keras reads such a
+# file (it records no keras_version) as Keras 1.  What each short name is, in today's names.
+_KERAS1_NAMES: dict[str, str] = {
+    "W": "kernel", "b": "bias", "U": "recurrent_kernel", "gamma": "gamma", "beta": "beta",
+    "running_mean": "moving_mean", "running_std": "moving_variance",  # Keras 1 kept the variance there
+    "depthwise_W": "depthwise_kernel", "pointwise_W": "pointwise_kernel", "alphas": "alpha",
+}
+_KERAS1_GATES = frozenset({"i", "c", "f", "o", "z", "r", "h"})
+
+
+def keras1_weight_name(layer: str, weight_name: str, class_name: str | None = None) -> str | None:
+    """Today's canonical name of a Keras 1 weight (`dense_1_W` -> `dense_1/kernel`); a weight of one
+    gate keeps the gate (`lstm_1_W_i` -> `lstm_1/kernel_i`), since only the layer's gates together
+    make one variable.  None when `weight_name` is not a Keras 1 name of `layer`."""
+    if "/" in weight_name or ":" in weight_name or not weight_name.startswith(layer + "_"):
+        return None
+    short = weight_name[len(layer) + 1:]
+    gate = None
+    base, _, last = short.rpartition("_")
+    if base in ("W", "U", "b") and last in _KERAS1_GATES:
+        short, gate = base, last
+    name = _KERAS1_NAMES.get(short)
+    if name is None:
+        return None
+    if name == "kernel" and (class_name or class_for_group(layer)) == "Embedding":
+        name = "embeddings"
+    return f"{layer}/{name}_{gate}" if gate else f"{layer}/{name}"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CkitError, CorruptArtifact
-from ..keras_names import MODEL_CLASSES, strip_tf_suffix
+from ..keras_names import MODEL_CLASSES, keras1_weight_name, strip_tf_suffix
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from . import _hdf5
 from .base import ReaderBase
@@ -64,6 +64,26 @@ def _model_layer_names(config: Any) -> set[str]:
             if layer.get("class_name") in MODEL_CLASSES or "layers" in inner:
                 found.add(inner.get("name") or layer.get("name"))
             visit(layer)
+
+    visit(config)
+    return found
+
+
+def _config_classes(config: Any) -> dict[str, str]:
+    """Layer name -> class name at any depth of a (Keras 1) model config."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, dict):
+            cfg = node.get("config")
+            if isinstance(node.get("class_name"), str) and isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+                found.setdefault(cfg["name"], node["class_name"])
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    visit(value)
 
     visit(config)
     return found
@@ -137,6 +157,10 @@ class KerasH5Reader(ReaderBase):
                 except (TypeError, ValueError, RecursionError):
                     raise CorruptArtifact(f"{self.display}: attribute '{attr}' is not valid JSON; expected a Keras config") from None
         nested = _model_layer_names(metadata.get("model_config")) if framework == "keras3" else set()
+        # tf_keras reads a weights group without keras_version as Keras 1 (`dense_1_W` names, gates apart).
+        keras1 = "keras_version" not in weights_root.attrs
+        classes = _config_classes(metadata.get("model_config")) if keras1 else {}
+        keras1_seen = False
 
         tensors: list[TensorInfo] = []
         layers: list[str] = []
@@ -153,7 +177,10 @@ class KerasH5Reader(ReaderBase):
             for index, weight_name in enumerate(weight_names):
                 key = f"{prefix}/{layer}/{weight_name}"
                 ds = self._dataset(group, weight_name, key)
-                tensors.append(_hdf5.tensor_info(ds, key, canonical_weight_name(weight_name, layer, nested), "weight", layer, index))
+                name = keras1_weight_name(layer, weight_name, classes.get(layer)) if keras1 else None
+                keras1_seen = keras1_seen or name is not None
+                name = name or canonical_weight_name(weight_name, layer, nested)
+                tensors.append(_hdf5.tensor_info(ds, key, name, "weight", layer, index))
             if weight_names:
                 layers.append(layer)
 
@@ -174,6 +201,9 @@ class KerasH5Reader(ReaderBase):
                 tensors.append(_hdf5.tensor_info(obj, path, path.lstrip("/"), "other", None, None))
                 notes.append(f"dataset '{path}' is not listed in any weight_names attribute")
 
+        if keras1_seen:
+            metadata["keras1_layout"] = True  # converters.layouts.keras1 merges the gates
+            version = version or "1"
         producer = {"framework": framework, "keras_version": version, "backend": backend}
         return Manifest(
             format=kind,

@@ -49,3 +49,14 @@ def transformer_model(k: Any) -> Any:
     x = k.layers.LayerNormalization(name="norm")(k.layers.Add()([inp, attended]))
     x = k.layers.EinsumDense("btf,fo->bto", output_shape=(None, 4), bias_axes="o", name="project")(x)
     return k.Model(inp, x, name="transformer")
+
+
+def keras1_rnn_model(k: Any) -> Any:
+    """fixtures/keras1/rnn in today's Keras: Keras 1's LSTM/GRU gates used hard_sigmoid, and its GRU
+    applied the reset gate before the recurrent kernel (reset_after=False)."""
+    tokens = k.Input((7,), dtype="int32")
+    x = k.layers.Embedding(20, 4, name="embedding")(tokens)
+    x = k.layers.LSTM(5, return_sequences=True, recurrent_activation="hard_sigmoid", name="lstm")(x)
+    x = k.layers.GRU(3, recurrent_activation="hard_sigmoid", reset_after=False, name="gru")(x)
+    x = k.layers.BatchNormalization(epsilon=1e-3, name="bn")(x)
+    return k.Model(tokens, k.layers.Dense(2, name="dense")(x))

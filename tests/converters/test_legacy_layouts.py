@@ -159,3 +159,45 @@ def test_cudnn_gru_into_gru_without_reset_after_is_refused(tmp_path, monkeypatch
     assert "'decoder'" in message and "reset_after=True" in message and "\n" not in message
     assert not (tmp_path / "out" / "ck.index").exists()
     sys.modules.pop("gru_before", None)
+
+
+# -- Keras 1 (fixtures/keras1, written by Keras 1.2.2 on Theano) ----------------------------------------
+
+KERAS1 = LEGACY.parent / "keras1"
+
+
+@pytest.mark.parametrize("source,target,model", [
+    ("weights.h5", "h5-weights", None), ("weights.h5", "tf-checkpoint", None), ("model.h5", "tf-checkpoint", None),
+    ("model.h5", "keras3-weights", None), ("weights.h5", "keras3-weights", "keras1_rnn_model"),
+])
+def test_keras1_rnn_converts_exactly(source, target, model, tmp_path):
+    """Every variable as tf_keras's own Keras 1 conversion sets it; tf_keras targets also predict what
+    Keras 1 predicted (Keras 3's hard_sigmoid is another function, so there only the values are compared)."""
+    import tf_keras
+
+    with np.load(KERAS1 / "rnn" / "reference.npz") as ref:
+        inputs, expected = ref["inputs"], ref["keras1"]
+    oracle = lm.keras1_rnn_model(tf_keras)
+    oracle.load_weights(str(KERAS1 / "rnn" / "weights.h5"))
+    dst = _convert(KERAS1 / "rnn" / source, tmp_path, target, model)
+    restored, got = _reload(target, dst, lm.keras1_rnn_model, inputs)
+    for have, want in zip(restored.get_weights(), oracle.get_weights(), strict=True):
+        np.testing.assert_array_equal(np.asarray(have), want)
+    if target != "keras3-weights":
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_keras1_names_say_what_the_tensors_are():
+    names = {t.key.rsplit("/", 1)[-1]: t.name for t in read_manifest(KERAS1 / "rnn" / "weights.h5").model_weights()}
+    assert names["dense_W"] == "dense/kernel" and names["embedding_W"] == "embedding/embeddings"
+    assert names["bn_running_std"] == "bn/moving_variance" and names["lstm_U_f"] == "lstm/recurrent_kernel_f"
+
+
+@pytest.mark.parametrize("target", ["h5-weights", "tf-checkpoint", "keras3-weights"])
+def test_keras1_convolution_is_refused(target, tmp_path):
+    dst = tmp_path / DST[target]
+    with pytest.raises(CkitError) as err:
+        convert(KERAS1 / "cnn" / "weights.h5", dst, to=target)
+    message = str(err.value)
+    assert message.startswith("layer 'conv'") and "Theano kernels are flipped" in message and "\n" not in message
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written
