@@ -46,6 +46,17 @@ def _conversion_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read SRC as this format instead of detecting it."),
         click.option("--max-shard-size", metavar="SIZE", help="Split output into shards of at most SIZE (e.g. 100MB)."),
         click.option("--no-optimizer", is_flag=True, help="Leave optimizer state out of the output."),
+        click.option("--weights-only", is_flag=True,
+                     help="Model weights only: leave optimizer state and counters (save_counter, global_step) out."),
+        click.option("--names", type=click.Choice(["keras", "keys"]), default="keras", show_default=True,
+                     help="Names in safetensors/npz output: canonical Keras names where known, else each "
+                          "variable's own path (keras); or every tensor by its path (keys)."),
+        click.option("--map", "name_map", metavar="FILE",
+                     help="JSON/YAML rename/select map (rename: regex -> replacement; include/exclude patterns) "
+                          "applied to names on the way (safetensors, npz, checkpoint to checkpoint)."),
+        click.option("--layout", "layout_mode", type=click.Choice(["keep", "keras"]), default=None,
+                     help="tf-checkpoint output from a checkpoint: keep its object graph (the default) or write "
+                          "the tf_keras save_weights layout (keras)."),
         click.option("--quiet", "-q", is_flag=True, help="Print nothing on success."),
     ]
     for option in reversed(options):
@@ -80,6 +91,10 @@ def _run_conversion(src: str, dst: str, to: str | None, *, allowed_sources: tupl
             max_shard_size=parse_size(opts.get("max_shard_size")),
             include_optimizer=not opts.get("no_optimizer", False),
             progress=progress,
+            names=opts.get("names") or "keras",
+            name_map=opts.get("name_map"),
+            layout_mode=opts.get("layout_mode"),
+            weights_only=opts.get("weights_only", False),
         )
     finally:
         finish()
@@ -150,7 +165,7 @@ def convert_command(src: str, dst: str, to: str | None, **opts: Any) -> int:
 
     Without --to the target comes from DST: .weights.h5 / .weights.json ->
     keras3-weights, .keras -> keras3-model, .safetensors -> safetensors,
-    .h5 -> h5-weights (h5-model when SRC is a full model), no suffix -> a TF
+    .npz -> npz, .h5 -> h5-weights (h5-model when SRC is a full model), no suffix -> a TF
     checkpoint prefix.
     """
     return _run_conversion(src, dst, to, **opts)

@@ -37,6 +37,7 @@ from inspector.registry import open_artifact
 
 from .layout import ModelLayout, WeightRef
 from .model_config import model_config_of
+from .flat import layout_change_notes, load_name_map, plan_conversion
 from .naming import build_model, layout_from_manifest, layout_from_model
 from .registry import _SUFFIX_TARGETS, get_writer, infer_target
 from .writers.base import WriteOptions
@@ -51,6 +52,7 @@ _TARGET_SUFFIX = {
     "keras3-weights": ".weights.h5",
     "keras3-model": ".keras",
     "safetensors": ".safetensors",
+    "npz": ".npz",
     "tf-checkpoint": "",
     "saved-model": "",
 }
@@ -170,9 +172,19 @@ def convert(
     max_shard_size: int | None = None,
     include_optimizer: bool = True,
     progress: Callable[[WeightRef, int], None] | None = None,
+    names: str = "keras",
+    name_map: str | Path | None = None,
+    layout_mode: str | None = None,
+    weights_only: bool = False,
 ) -> ConvertResult:
-    """Convert the artifact at `src` into format `to` (inferred from `dst`) at `dst`."""
+    """Convert the artifact at `src` into format `to` (inferred from `dst`) at `dst`.
+
+    `names`, `name_map`, `layout_mode` and `weights_only` shape the conversions that need no Keras
+    layout (flat targets, checkpoint to checkpoint): see `converters.flat`.
+    """
     dst = Path(dst)
+    include_optimizer = include_optimizer and not weights_only
+    loaded_map = load_name_map(name_map)
     created: list[Path] = []
     try:
         with open_artifact(src, source_format) as reader:
@@ -183,11 +195,16 @@ def convert(
             check_shard_option(dst, target, max_shard_size)
             check_shards_present(manifest)
             _refuse_existing(dst, target, force)
-            layout, live = _build_layout(manifest, reader.read_tensor, target, model)
-            # Record what the writer takes through the layout's own reader, so values the layout
-            # derives (a merged Keras 1 LSTM kernel, a re-laid CuDNN bias) are checked as written.
-            recording = _RecordingReader(layout.read)
-            layout = replace(layout, read=recording)
+            flat = plan_conversion(manifest, reader.read_tensor, target, model=model, names=names,
+                                   name_map=loaded_map, layout=layout_mode, weights_only=not include_optimizer)
+            if flat:  # no Keras layout: the plan records and verifies what it writes itself
+                layout, live = flat.layout(), None
+            else:
+                layout, live = _build_layout(manifest, reader.read_tensor, target, model)
+                # Record what the writer takes through the layout's own reader, so values the layout
+                # derives (a merged Keras 1 LSTM kernel, a re-laid CuDNN bias) are checked as written.
+                recording = _RecordingReader(layout.read)
+                layout = replace(layout, read=recording)
             parent = dst.parent
             created = _make_parents(parent, dst)
             staging: Path | None = None
@@ -198,9 +215,14 @@ def convert(
                     include_optimizer=include_optimizer, max_shard_size=max_shard_size, progress=progress
                 )
                 try:
-                    result = _write(writer, target, layout, live, staging / dst.name, options)
-                    if verify:
-                        _verify_output(layout, recording, staging / dst.name, target)
+                    if flat:
+                        result = flat.write(staging / dst.name, options)
+                        if verify:
+                            flat.verify(staging / dst.name)
+                    else:
+                        result = _write(writer, target, layout, live, staging / dst.name, options)
+                        if verify:
+                            _verify_output(layout, recording, staging / dst.name, target)
                 except CkitError as exc:
                     raise _restated(exc, staging, dst) from exc
                 except OSError as exc:
@@ -216,8 +238,9 @@ def convert(
     except BaseException:
         _remove_created(created)
         raise
-    weights = layout.flat_weights()
-    notes = tuple(layout.dropped) + tuple(result.notes)
+    weights = flat.refs if flat else layout.flat_weights()
+    notes = tuple(flat.notes if flat else layout.dropped + layout_change_notes(manifest, target, layout_mode))
+    notes += tuple(result.notes)
     return ConvertResult(
         dst=dst,
         format=target,

@@ -17,6 +17,7 @@ _WRITER_MODULES: dict[str, tuple[str, str]] = {
     "keras3-weights": ("hdf5_keras3", "KERAS3_WEIGHTS_WRITER"),
     "keras3-model": ("keras_archive", "KERAS3_MODEL_WRITER"),
     "safetensors": ("safetensors", "SAFETENSORS_WRITER"),
+    "npz": ("npz", "NPZ_WRITER"),
 }
 
 TARGET_IDS: tuple[str, ...] = tuple(_WRITER_MODULES)
@@ -27,6 +28,7 @@ _SUFFIX_TARGETS: tuple[tuple[str, str], ...] = (
     (".weights.json", "keras3-weights"),
     (".keras", "keras3-model"),
     (".safetensors", "safetensors"),
+    (".npz", "npz"),
     (".h5", "h5-weights"),
     (".hdf5", "h5-weights"),
 )

@@ -26,6 +26,7 @@ _FORMAT_MODULES: dict[str, tuple[str, str]] = {
     "h5-model": ("hdf5_keras2", "H5_MODEL"),
     "h5-weights": ("hdf5_keras2", "H5_WEIGHTS"),
     "safetensors": ("safetensors", "SAFETENSORS"),
+    "npz": ("npz", "NPZ"),
 }
 
 FORMAT_IDS: tuple[str, ...] = tuple(_FORMAT_MODULES)
@@ -109,6 +110,8 @@ def _targeted_format(path: Path) -> str | None:
         return "keras3-weights"
     if name.endswith(".safetensors"):
         return "safetensors"
+    if name.endswith(".npz"):
+        return "npz"
     if name == "saved_model.pb":
         return "saved-model"
     return None

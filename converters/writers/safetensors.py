@@ -130,6 +130,11 @@ def write_safetensors(
                 options.progress(ref, int(data.nbytes))
 
 
+def optimizer_name(name: str) -> str:
+    """An optimizer tensor's key: under one `optimizer/` (Keras 3 names already start with it)."""
+    return name if name.startswith(OPTIMIZER_PREFIX) else OPTIMIZER_PREFIX + name
+
+
 class SafetensorsWriter:
     """A flat `name -> tensor` safetensors file keyed by canonical variable names."""
 
@@ -144,7 +149,7 @@ class SafetensorsWriter:
         if layout.optimizer:
             named = [ref for ref in layout.optimizer if ref.name]
             if options.include_optimizer and named:
-                entries += [(OPTIMIZER_PREFIX + ref.name, ref) for ref in named]
+                entries += [(optimizer_name(ref.name), ref) for ref in named]
                 if len(named) < len(layout.optimizer):
                     notes.append(f"{len(layout.optimizer) - len(named)} unnamed optimizer tensors dropped")
             elif options.include_optimizer:

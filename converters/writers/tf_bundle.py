@@ -624,13 +624,41 @@ class TFCheckpointWriter:
                     options.progress(ref, nbytes)
             bundle.add(OBJECT_GRAPH_KEY, np.array(graph.SerializeToString(), dtype=object), dtype="string")
             paths = list(bundle.finish())
-
-        # The state file TF2 writes next to the checkpoint: relative paths, so the directory can move.
-        state = dst.parent / "checkpoint"
-        basename = _text_proto_string(dst.name)
-        state.write_text(f"model_checkpoint_path: {basename}\nall_model_checkpoint_paths: {basename}\n")
-        paths.append(state)
+        paths.append(write_state_file(dst))
         return WriteResult(paths=tuple(paths), notes=tuple(notes))
+
+
+def write_state_file(dst: Path) -> Path:
+    """The `checkpoint` state file TF2 writes next to a checkpoint: relative paths, so the directory can move."""
+    state = dst.parent / "checkpoint"
+    basename = _text_proto_string(dst.name)
+    state.write_text(f"model_checkpoint_path: {basename}\nall_model_checkpoint_paths: {basename}\n")
+    return state
+
+
+def write_passthrough(
+    items: list[tuple[str, Any]], graph: bytes | None, layout: ModelLayout, dst: Path, options: WriteOptions
+) -> WriteResult:
+    """A checkpoint's tensors under the given keys, plus its (rewritten) object graph: the source's own
+    layout, so the restore code written for the source restores the output.
+
+    `items` are (output key, entry) pairs, entry as `converters.flat.FlatEntry` (`.ref`).
+    """
+    from .base import fetch
+
+    dst = Path(dst)
+    with BundleWriter(dst, max_shard_size=options.max_shard_size) as bundle:
+        for key, entry in sorted(items, key=lambda item: item[0].encode("utf-8", "surrogateescape")):
+            value = fetch(layout, entry.ref)
+            nbytes = bundle.add(key, value, dtype=entry.ref.dtype)
+            del value
+            if options.progress is not None:
+                options.progress(entry.ref, nbytes)
+        if graph is not None:
+            bundle.add(OBJECT_GRAPH_KEY, np.array(graph, dtype=object), dtype="string")
+        paths = list(bundle.finish())
+    paths.append(write_state_file(dst))
+    return WriteResult(paths=tuple(paths))
 
 
 TF_CHECKPOINT_WRITER = TFCheckpointWriter()

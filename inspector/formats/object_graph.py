@@ -134,7 +134,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         if found is not None:
             model, subclassed = found, True
 
-    optimizer_roots = {c for c, n in children(0) if n == "optimizer"}
+    optimizer_roots = {c for c, n in children(0) if n == "optimizer" or _is_optimizer(children(c))}
     if model is not None:
         optimizer_roots |= {c for c, n in children(model) if n == "optimizer"}
     slot_nodes: set[int] = set()
@@ -249,6 +249,14 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     return GraphDescription(
         keys=result, layers=layers, framework=framework, node_count=count, layer_nodes=layer_nodes
     )
+
+
+def _is_optimizer(children: list[tuple[int, str]]) -> bool:
+    """An optimizer tracked under a name of the user's choosing (`actor_optimizer` in a custom training
+    loop's tf.train.Checkpoint): tf_keras >= 2.11 and Keras 3 optimizers track `_iterations` and
+    `_variables`, tf_keras' OptimizerV2 tracks `iter`."""
+    names = {n for _, n in children}
+    return {"_iterations", "_variables"} <= names or ("iter" in names and bool(names & {"learning_rate", "decay"}))
 
 
 def _not_a_layer(local_name: str) -> bool:

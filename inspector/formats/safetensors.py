@@ -103,6 +103,7 @@ class SafetensorsReader(ReaderBase):
         # The file keeps names, not model order: a layer is the first name segment, and its
         # weights are ordered the Keras way (kernel before bias, ...) as far as the names say.
         roles = {k: "optimizer" if k.startswith("optimizer/") else "weight" for k in ordered}
+        roles.update(_recorded_roles(metadata.get("ckit.roles"), self._entries))
         members: dict[str, list[str]] = {}
         for key in ordered:
             if roles[key] == "weight" and "/" in key:
@@ -222,3 +223,21 @@ def _recorded_layers(text: str | None, entries: dict[str, Any]) -> list[tuple[st
         layers.append((item[0], list(item[1])))
     return layers
 
+
+
+def _recorded_roles(text: str | None, entries: dict[str, Any]) -> dict[str, str]:
+    """Roles ckit recorded for tensors that are not model weights (`{"save_counter": "counter"}`).
+
+    A record that does not parse or names unknown tensors or roles is ignored, not trusted.
+    """
+    from ..manifest import ROLES
+
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: v for k, v in record.items() if k in entries and v in ROLES and v != "metadata"}

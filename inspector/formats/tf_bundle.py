@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # numpy loads only when tensor values are read: `dump` never 
 
 import math
 import mmap
+import ntpath
+import os
 import re
 import struct
 from pathlib import Path
@@ -41,56 +43,109 @@ _SLICE_KEY_PREFIX = b"\x00"  # OrderedCode WriteNumIncreasing(0): every TF1 slic
 _STRING = 7
 
 
-def data_path(prefix: Path, shard: int, num_shards: int) -> Path:
+def _prefix_text(prefix: str | Path) -> str:
+    # A prefix is text, not a file name: "run/" (an empty base name, as some TF1 projects save)
+    # names "run/.index", which pathlib cannot express as a name to append to.
+    return prefix if isinstance(prefix, str) else str(prefix)
+
+
+def data_path(prefix: str | Path, shard: int, num_shards: int) -> Path:
     """tensorflow/core/util/tensor_bundle/naming.cc: DataFilename."""
-    return prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
+    return Path(f"{_prefix_text(prefix)}.data-{shard:05d}-of-{num_shards:05d}")
 
 
-def index_path(prefix: Path) -> Path:
-    return prefix.with_name(prefix.name + INDEX_SUFFIX)
+def index_path(prefix: str | Path) -> Path:
+    return Path(_prefix_text(prefix) + INDEX_SUFFIX)
 
 
-def _checkpoint_file_target(directory: Path) -> Path | None:
-    """The prefix named by `directory/checkpoint` (protobuf text format), if any."""
-    state = directory / "checkpoint"
+def prefix_of(file: Path, suffix_start: int) -> str | Path:
+    """The prefix of a bundle file whose name's suffix starts at `suffix_start` ("run/.index" -> "run/")."""
+    if suffix_start == 0:
+        return os.path.join(str(file.parent), "")
+    return file.with_name(file.name[:suffix_start])
+
+
+STATE_FILE = "checkpoint"
+
+
+def _state_paths(directory: Path) -> list[str]:
+    """`model_checkpoint_path` (else the last of `all_model_checkpoint_paths`) of `directory/checkpoint`."""
+    state = directory / STATE_FILE
     try:
+        if not state.is_file():
+            return []
         text = state.read_text("utf-8", errors="replace")
     except OSError:
-        return None
-    match = re.search(r'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
-    if not match:
-        return None
-    value = match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
-    target = Path(value)
-    # TF2 writes paths relative to the directory, the TF1 Saver absolute ones.
-    return target if target.is_absolute() else directory / target
+        return []
+    found = {}
+    for key in ("model_checkpoint_path", "all_model_checkpoint_paths"):
+        values = re.findall(rf'^\s*{key}\s*:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
+        found[key] = [v.encode("latin-1", "backslashreplace").decode("unicode_escape") for v in values]
+    return found["model_checkpoint_path"][:1] or found["all_model_checkpoint_paths"][-1:]
 
 
-def resolve_prefix(path: str | Path) -> Path:
-    """The bundle prefix for a prefix, `.index` path, `.data-…` path or checkpoint directory."""
+def _foreign_base(recorded: str) -> str:
+    """The base name of a recorded path written on any OS ("C:\\runs\\ckpt-3", "/home/x/ckpt-3" -> "ckpt-3")."""
+    return ntpath.basename(recorded.replace("/", "\\"))
+
+
+def _checkpoint_file_target(directory: Path) -> tuple[str | Path, str | None] | None:
+    """The prefix named by `directory/checkpoint`, resolved as TensorFlow resolves it, and a note.
+
+    TensorFlow joins a relative path to the state file's directory and takes an absolute one as it
+    is.  A path written on another machine (absolute elsewhere, or a Windows path) names nothing
+    here; when a checkpoint of that base name lies beside the state file, that one is meant.
+    """
+    recorded = _state_paths(directory)
+    if not recorded:
+        return None
+    value = recorded[0]
+    if value.endswith(("/", "\\")) or not value:
+        target: str | Path = os.path.join(str(directory / value) if not os.path.isabs(value) else value, "")
+    else:
+        target = Path(value) if os.path.isabs(value) else directory / value
+    if index_path(target).is_file():
+        return target, None
+    base = _foreign_base(value)
+    beside: str | Path = directory / base if base else os.path.join(str(directory), "")
+    if index_path(beside).is_file():
+        return beside, (
+            f"the 'checkpoint' state file names '{value}', which does not exist here; read the checkpoint "
+            f"of that name beside it: {beside}"
+        )
+    return target, None
+
+
+def resolve_prefix_noted(path: str | Path) -> tuple[str | Path, str | None]:
+    """The bundle prefix for a prefix, `.index` path, `.data-…` path, `checkpoint` state file or
+    checkpoint directory, and a note when a state file's path had to be found beside it."""
     path = Path(path)
     name = path.name
     if name.endswith(INDEX_SUFFIX) and path.is_file():
-        return path.with_name(name[: -len(INDEX_SUFFIX)])
+        return prefix_of(path, len(name) - len(INDEX_SUFFIX)), None
     match = DATA_SUFFIX_RE.search(name)
     if match and path.is_file():
-        return path.with_name(name[: match.start()])
+        return prefix_of(path, match.start()), None
+    if name == STATE_FILE and path.is_file() and _state_paths(path.parent):
+        path = path.parent  # the state file stands for its directory, as TF's latest_checkpoint reads it
     if path.is_dir():
-        target = _checkpoint_file_target(path)
-        if target is not None:
-            if not index_path(target).exists() and index_path(path / target.name).exists():
-                # The directory was moved since an absolute path was recorded: look next to the file.
-                target = path / target.name
-            return target
-        indexes = sorted(path.glob("*" + INDEX_SUFFIX))
+        found = _checkpoint_file_target(path)
+        if found is not None:
+            return found
+        indexes = sorted(p for p in path.iterdir() if p.name.endswith(INDEX_SUFFIX) and p.is_file())
         if len(indexes) == 1:
-            return indexes[0].with_name(indexes[0].name[: -len(INDEX_SUFFIX)])
-        found = f"{len(indexes)} .index files" if indexes else "no 'checkpoint' file and no .index file"
+            return prefix_of(indexes[0], len(indexes[0].name) - len(INDEX_SUFFIX)), None
+        found_text = f"{len(indexes)} .index files" if indexes else "no 'checkpoint' file and no .index file"
         raise MissingData(
-            f"{path}: directory has {found}; expected a checkpoint directory with a 'checkpoint' file "
+            f"{path}: directory has {found_text}; expected a checkpoint directory with a 'checkpoint' file "
             "(pass the checkpoint prefix, e.g. DIR/weights, instead)"
         )
-    return path
+    return path, None
+
+
+def resolve_prefix(path: str | Path) -> str | Path:
+    """The bundle prefix for a prefix, `.index` path, `.data-…` path or checkpoint directory."""
+    return resolve_prefix_noted(path)[0]
 
 
 # -- OrderedCode (tensorflow/core/lib/strings/ordered_code.cc) ----------------------------
@@ -147,7 +202,7 @@ def dtype_label(code: int) -> str:
 class _ShardPaths(Sequence):
     """The data file names of a bundle, computed on demand (never a list of num_shards paths up front)."""
 
-    def __init__(self, prefix: Path, num_shards: int) -> None:
+    def __init__(self, prefix: str | Path, num_shards: int) -> None:
         self._prefix, self._count = prefix, max(num_shards, 0)
 
     def __len__(self) -> int:
@@ -169,7 +224,7 @@ class BundleReader:
     def __init__(self, prefix: str | Path) -> None:
         from ..protos import BundleEntryProto, BundleHeaderProto
 
-        self.prefix = Path(prefix)
+        self.prefix = prefix if isinstance(prefix, str) and prefix.endswith(("/", os.sep)) else Path(prefix)
         self.index_path = index_path(self.prefix)
         self.table = Table.open(self.index_path)
         raw: dict[bytes, bytes] = {}
@@ -633,7 +688,7 @@ class BundleArtifact(ReaderBase):
     """An opened TF checkpoint: manifest from the index, tensors from the data shards."""
 
     def __init__(self, path: Path) -> None:
-        self.prefix = resolve_prefix(path)
+        self.prefix, found_beside = resolve_prefix_noted(path)
         if not index_path(self.prefix).exists():
             raise MissingData(
                 f"{path}: no index file {index_path(self.prefix)}; expected a TensorFlow checkpoint "
@@ -648,6 +703,8 @@ class BundleArtifact(ReaderBase):
         notes = self.bundle.problems()
         if "object_graph_error" in metadata:
             notes.append("the object graph could not be read: roles and names are guessed from the keys")
+        if found_beside:
+            notes.append(found_beside)
         given = Path(path)
         if given.name.endswith(INDEX_SUFFIX) or DATA_SUFFIX_RE.search(given.name):
             notes.append(f"read as the checkpoint prefix {self.prefix} (the path named one of its files)")

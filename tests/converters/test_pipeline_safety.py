@@ -397,7 +397,7 @@ def test_errors_from_staging_name_the_destination(tmp_path, monkeypatch, exc_for
     import converters.convert as pipeline
 
     monkeypatch.setattr(pipeline, "get_writer", lambda name: _FailingWriter(exc_for))
-    dst = tmp_path / "out" / "w.safetensors"
+    dst = tmp_path / "out" / "w.weights.h5"  # a Keras-layout target: flat targets do not use get_writer's writers
     with pytest.raises(kind) as info:
         convert(SEED_H5, dst)
     message = str(info.value)
@@ -413,7 +413,7 @@ def test_verification_failure_is_restated_without_staging(tmp_path, monkeypatch)
         raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written}: boom")
 
     monkeypatch.setattr(pipeline, "_verify_output", bad_verify)
-    dst = tmp_path / "w.safetensors"
+    dst = tmp_path / "w.weights.h5"  # a Keras-layout target (flat targets verify in converters.flat)
     with pytest.raises(CorruptArtifact) as info:
         convert(SEED_H5, dst)
     assert ".ckit-" not in str(info.value) and str(dst) in str(info.value)

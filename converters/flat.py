@@ -1,0 +1,434 @@
+"""Conversions that need no Keras layer layout: flat targets and the checkpoint passthrough.
+
+A flat target (`safetensors`, `npz`) is a map of name -> tensor; it can hold any
+artifact's tensors, Keras or not (tf.Module checkpoints, TF1 Saver checkpoints,
+TF Serving exports).  Names are stable and chosen by `--names`:
+
+    keras  the canonical Keras name where the reader placed the tensor in a Keras layer
+           (`dense_1/kernel`), optimizer state as `optimizer/<name>`; everything else,
+           and any name two tensors would share, by its own path (below)
+    keys   every tensor by its own path: the object-graph path of a TF2 checkpoint
+           (`actor/blocks/0/w`, the key without `/.ATTRIBUTES/VARIABLE_VALUE`), the
+           variable name of a TF1 checkpoint, the dataset path of an HDF5 file
+
+A checkpoint converted to a checkpoint keeps its keys and its object graph
+(`plan_passthrough`), so the user's own `tf.train.Checkpoint(...).restore()`
+matches the output as it matched the input; only `--layout keras` asks for the
+tf_keras `save_weights` layout instead (the Keras path in `convert.py`).
+
+Both plans take the manifest and one reader; tensors stream one at a time, and
+`verify` re-reads the output with ckit's own reader and compares every tensor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from inspector.crc32c import crc32c
+from inspector.errors import CkitError, CorruptArtifact, UnsupportedFeature
+from inspector.formats.object_graph import VARIABLE_SUFFIX, strip_key
+from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY
+from inspector.manifest import Manifest, TensorInfo
+from inspector.namemap import NameMap
+
+from .layout import ModelLayout, WeightRef
+from .writers.base import WriteOptions, WriteResult
+
+FLAT_TARGETS = frozenset({"safetensors", "npz"})
+NAME_SCHEMES = ("keras", "keys")
+LAYOUTS = ("keep", "keras")
+OPTIMIZER_PREFIX = "optimizer/"
+# Sources whose keys and object graph a tf-checkpoint output can keep as they are.
+_PASSTHROUGH_SOURCES = ("tf-checkpoint", "saved-model")
+
+
+def path_name(tensor: TensorInfo) -> str:
+    """A tensor's own path: its key without TF's attribute suffix or HDF5's leading '/'."""
+    return strip_key(tensor.key).lstrip("/")
+
+
+def output_names(manifest: Manifest, tensors: list[TensorInfo], scheme: str) -> tuple[dict[str, str], list[str]]:
+    """Each tensor's name in a flat target (by key), and notes on names that fell back to paths."""
+    if scheme not in NAME_SCHEMES:
+        raise UnsupportedFeature(f"--names {scheme!r} is not known; expected one of: {', '.join(NAME_SCHEMES)}")
+    names: dict[str, str] = {}
+    for tensor in tensors:
+        if scheme == "keys":
+            names[tensor.key] = path_name(tensor)
+        elif tensor.role == "weight" and tensor.layer is not None and tensor.name:
+            names[tensor.key] = tensor.name
+        elif tensor.role == "optimizer" and manifest.layers and tensor.name:
+            # A Keras model's optimizer: its own names, under one optimizer/ (Keras 3 names start with it).
+            names[tensor.key] = tensor.name if tensor.name.startswith(OPTIMIZER_PREFIX) else OPTIMIZER_PREFIX + tensor.name
+        else:
+            names[tensor.key] = path_name(tensor)
+    notes = []
+    if scheme == "keras":
+        counts: dict[str, int] = {}
+        for name in names.values():
+            counts[name] = counts.get(name, 0) + 1
+        shared = [key for key, name in names.items() if counts[name] > 1]
+        for key in shared:
+            names[key] = path_name(manifest[key])
+        if shared:
+            notes.append(
+                f"{len(shared)} tensors share a Keras name (e.g. '{manifest[shared[0]].name}') and are named by "
+                f"their path instead (e.g. '{names[shared[0]]}')"
+            )
+    return names, notes
+
+
+@dataclass(frozen=True)
+class FlatEntry:
+    """One tensor of the output: its name there and the source tensor it comes from."""
+
+    name: str
+    tensor: TensorInfo
+
+    @property
+    def ref(self) -> WeightRef:
+        t = self.tensor
+        return WeightRef(name=self.name, dtype=t.dtype, shape=t.shape, source_key=t.key)
+
+
+def select(
+    manifest: Manifest, weights_only: bool, keep_other: bool
+) -> tuple[list[TensorInfo], list[str]]:
+    """The tensors that travel, by role, and notes on those left behind."""
+    roles = {"weight"} | ({"other"} if keep_other else set()) | (set() if weights_only else {"optimizer", "counter"})
+    kept = [t for t in manifest.tensors if t.role in roles]
+    notes = []
+    left: dict[str, list[TensorInfo]] = {}
+    for tensor in manifest.tensors:
+        if tensor.role not in roles and tensor.role != "metadata":
+            left.setdefault(tensor.role, []).append(tensor)
+    for role, tensors in sorted(left.items()):
+        why = "left out as asked (--weights-only)" if role in ("optimizer", "counter") else "not model state"
+        notes.append(f"{len(tensors)} {role} tensor(s) {why} (e.g. '{tensors[0].key}')")
+    return kept, notes
+
+
+def _apply_map(entries: list[FlatEntry], name_map: NameMap | None) -> tuple[list[FlatEntry], list[str]]:
+    if name_map is None:
+        return entries, []
+    result = name_map.apply_all([e.name for e in entries])
+    kept = [FlatEntry(result[e.name], e.tensor) for e in entries if result[e.name] is not None]
+    renamed = sum(1 for e in entries if result[e.name] not in (None, e.name))
+    excluded = len(entries) - len(kept)
+    return kept, [f"--map {name_map.source}: {renamed} tensor(s) renamed, {excluded} excluded"]
+
+
+def _digest(value: np.ndarray) -> tuple[str, tuple[int, ...], int]:
+    """dtype, shape and CRC32C of a value's bytes (little-endian; strings as their bytes)."""
+    if value.dtype == object:
+        payload = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in value.reshape(-1))
+        return ("string", tuple(value.shape), crc32c(payload))
+    array = np.ascontiguousarray(value)
+    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return (array.dtype.str, tuple(value.shape), crc32c(memoryview(array).cast("B")))
+
+
+@dataclass
+class FlatPlan:
+    """What a flat or passthrough conversion writes, and how it proves it afterwards."""
+
+    target: str
+    manifest: Manifest
+    read: Callable[[str], np.ndarray]
+    entries: list[FlatEntry]
+    notes: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    graph: bytes | None = None  # the object graph a passthrough checkpoint keeps (rewritten)
+    key_suffix: dict[str, str] = field(default_factory=dict)  # passthrough: output key per entry name
+    digests: dict[str, tuple[str, tuple[int, ...], int]] = field(default_factory=dict)
+
+    @property
+    def refs(self) -> list[WeightRef]:
+        return [e.ref for e in self.entries]
+
+    def _read(self, key: str) -> np.ndarray:
+        value = self.read(key)
+        self.digests[key] = _digest(np.asarray(value))
+        return value
+
+    def layout(self) -> ModelLayout:
+        """A layer-less layout: only a carrier of `read` for the writers' streaming helpers."""
+        return ModelLayout(layers=(), read=self._read, source_format=self.manifest.format,
+                           source_producer=dict(self.manifest.producer))
+
+    def write(self, dst: Path, options: WriteOptions) -> WriteResult:
+        items = [(e.name, e.ref) for e in self.entries]
+        if self.target == "safetensors":
+            from .writers.safetensors import write_safetensors
+
+            write_safetensors(Path(dst), items, self.layout(), self.metadata, options)
+            return WriteResult(paths=(Path(dst),))
+        if self.target == "npz":
+            from .writers.npz import write_npz
+
+            return write_npz(items, self.layout(), Path(dst), options)
+        from .writers.tf_bundle import write_passthrough
+
+        items = [(self.key_suffix[e.name], e) for e in self.entries]
+        return write_passthrough(items, self.graph, self.layout(), Path(dst), options)
+
+    def expected_keys(self) -> dict[str, FlatEntry]:
+        if self.target == "tf-checkpoint":
+            return {self.key_suffix[e.name]: e for e in self.entries}
+        return {e.name: e for e in self.entries}
+
+    def verify(self, written: Path) -> None:
+        """Re-read the output with ckit's reader: the same tensors, every one equal to its source."""
+        from inspector.registry import open_artifact
+
+        expected = self.expected_keys()
+        try:
+            with open_artifact(written, self.target) as reader:
+                produced = {t.key for t in reader.manifest.tensors if t.role != "metadata"}
+                if produced != set(expected):
+                    extra, missing = sorted(produced - set(expected)), sorted(set(expected) - produced)
+                    raise CorruptArtifact(
+                        f"verification failed: {written.name} holds other tensors than were written (unexpected "
+                        f"{extra[:3]}, missing {missing[:3]}); this is a ckit bug: please report it "
+                        "(--no-verify skips the check)"
+                    )
+                if self.graph is not None:
+                    stored = np.asarray(reader.read_tensor(OBJECT_GRAPH_KEY)).reshape(-1)
+                    if stored.size != 1 or bytes(stored[0]) != self.graph:
+                        raise CorruptArtifact(
+                            f"verification failed: the object graph in {written.name} is not the one written; this "
+                            "is a ckit bug: please report it (--no-verify skips the check)"
+                        )
+                for key, entry in expected.items():
+                    got = _digest(np.asarray(reader.read_tensor(key)))
+                    want = self.digests.get(entry.tensor.key)
+                    if want is None or got != want:
+                        raise CorruptArtifact(
+                            f"verification failed: '{key}' in the output differs from source '{entry.tensor.key}' "
+                            f"(dtype/shape/CRC32C {got} vs {want}); this is a ckit bug: please report it "
+                            "(--no-verify skips the check)"
+                        )
+        except CkitError:
+            raise
+        except Exception as exc:  # the output must be readable by ckit itself
+            raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written.name}: {exc}") from exc
+
+
+def _producer() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"ckit {version('ckit')}"
+    except Exception:  # running from a checkout: the name alone still says who wrote it
+        return "ckit"
+
+
+def plan_flat(
+    manifest: Manifest,
+    read: Callable[[str], np.ndarray],
+    target: str,
+    *,
+    names: str = "keras",
+    name_map: NameMap | None = None,
+    weights_only: bool = False,
+) -> FlatPlan:
+    """Any artifact's tensors as a flat safetensors or npz file under stable names."""
+    tensors, notes = select(manifest, weights_only, keep_other=False)
+    by_key, name_notes = output_names(manifest, tensors, names)
+    entries, map_notes = _apply_map([FlatEntry(by_key[t.key], t) for t in tensors], name_map)
+    notes = name_notes + map_notes + notes
+    if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
+        notes.append(f"the checkpoint's object graph is not carried: {target} holds tensors only")
+    if not entries:
+        raise UnsupportedFeature(
+            f"{manifest.path}: no tensors left to write (roles: {manifest.totals['by_role']}); expected at least "
+            "one model weight after --weights-only and --map; loosen the map or drop --weights-only"
+        )
+    metadata = {"producer": _producer(), "ckit.names": names, "source_format": manifest.format}
+    if manifest.producer:
+        metadata["source_producer"] = json.dumps(dict(manifest.producer), sort_keys=True, default=str)
+    roles = {e.name: e.tensor.role for e in entries if e.tensor.role != "weight"}
+    if roles:
+        metadata["ckit.roles"] = json.dumps(roles, sort_keys=True)
+    layers = _layer_record(manifest, entries)
+    if layers is not None:
+        # safetensors keeps names, not order: the model's layers and weight order go on record so the
+        # file converts onward into Keras formats without guessing.
+        metadata["ckit.layers"] = json.dumps(layers)
+        metadata["ckit.order"] = json.dumps([name for _, names_ in layers for name in names_])
+    return FlatPlan(target=target, manifest=manifest, read=read, entries=entries, notes=notes, metadata=metadata)
+
+
+def _layer_record(manifest: Manifest, entries: list[FlatEntry]) -> list[list[Any]] | None:
+    """[[layer, [output names in weight order]], ...] when every placed weight travels, else None."""
+    out_name = {e.tensor.key: e.name for e in entries}
+    record = []
+    for layer, tensors in manifest.layer_weights():
+        if not tensors:
+            continue
+        if any(t.key not in out_name for t in tensors):
+            return None
+        record.append([layer, [out_name[t.key] for t in tensors]])
+    return record or None
+
+
+def wants_passthrough(manifest: Manifest, target: str, layout: str | None, model: str | None) -> bool:
+    """A checkpoint (or a non-Keras SavedModel's variables) written as a checkpoint keeps its own layout."""
+    if target != "tf-checkpoint" or layout == "keras" or model is not None:
+        return False
+    if manifest.format == "tf-checkpoint":
+        return True
+    return manifest.format == "saved-model" and (layout == "keep" or not manifest.layers)
+
+
+def plan_passthrough(
+    manifest: Manifest,
+    read: Callable[[str], np.ndarray],
+    *,
+    name_map: NameMap | None = None,
+    weights_only: bool = False,
+) -> FlatPlan:
+    """A checkpoint's tensors under their own keys, with its object graph (pruned/renamed to match)."""
+    tensors, notes = select(manifest, weights_only, keep_other=True)
+    entries = [FlatEntry(path_name(t), t) for t in tensors]
+    entries, map_notes = _apply_map(entries, name_map)
+    notes = map_notes + notes
+    if not entries:
+        raise UnsupportedFeature(
+            f"{manifest.path}: no tensors left to write; expected at least one after --weights-only and --map; "
+            "loosen the map or drop --weights-only"
+        )
+    # A TF2 key is `<path>/.ATTRIBUTES/VARIABLE_VALUE`: a renamed path keeps the suffix.
+    keys = {e.name: e.name + VARIABLE_SUFFIX if e.tensor.key.endswith(VARIABLE_SUFFIX) else e.name for e in entries}
+    graph = None
+    if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
+        raw = read(OBJECT_GRAPH_KEY)
+        graph = _rewrite_graph(bytes(np.asarray(raw).reshape(-1)[0]), {e.tensor.key: keys[e.name] for e in entries},
+                               manifest.path)
+        if name_map is not None and any(keys[e.name] != e.tensor.key for e in entries):
+            notes.append(
+                "renamed keys are recorded in the object graph; objects keep their attribute names, so the same "
+                "tf.train.Checkpoint code restores the output"
+            )
+    elif manifest.format == "saved-model":
+        notes.append("the SavedModel's variables have no object graph: written as a name-based (TF1) checkpoint")
+    partitioned = manifest.metadata.get("partitioned_variables") or manifest.metadata.get("variables_partitioned_variables")
+    if partitioned:
+        notes.append(f"{len(partitioned)} partitioned variable(s) written whole (e.g. '{partitioned[0]}')")
+    return FlatPlan(target="tf-checkpoint", manifest=manifest, read=read, entries=entries, notes=notes, graph=graph,
+                    key_suffix=keys)
+
+
+def _rewrite_graph(data: bytes, renamed: dict[str, str], where: str) -> bytes:
+    """The object graph with each variable's checkpoint key renamed, and dropped variables removed.
+
+    Objects, their children and ids stay as they are (so restore code matches the same objects);
+    an attribute whose tensor did not travel is removed, and `has_checkpoint_values` is recomputed
+    so TensorFlow does not look for values that are gone.
+    """
+    from inspector.formats.object_graph import parse_graph
+
+    graph = parse_graph(data, where)
+    holds: set[int] = set()
+    for node_id, node in enumerate(graph.nodes):
+        kept = [a for a in node.attributes if a.checkpoint_key in renamed]
+        for attribute in kept:
+            attribute.checkpoint_key = renamed[attribute.checkpoint_key]
+        if len(kept) != len(node.attributes):
+            del node.attributes[:]
+            for attribute in kept:
+                node.attributes.add().CopyFrom(attribute)
+        if kept:
+            holds.add(node_id)
+    # A node has values when one of its descendants holds one: walk the edges backwards.
+    parents: dict[int, list[int]] = {}
+    for node_id, node in enumerate(graph.nodes):
+        for child in node.children:
+            parents.setdefault(child.node_id, []).append(node_id)
+    has_values = set(holds)
+    stack = list(holds)
+    while stack:
+        for parent in parents.get(stack.pop(), []):
+            if parent not in has_values:
+                has_values.add(parent)
+                stack.append(parent)
+    for node_id, node in enumerate(graph.nodes):
+        if node.HasField("has_checkpoint_values") or node_id not in has_values:
+            node.has_checkpoint_values.value = node_id in has_values
+        kept_slots = [s for s in node.slot_variables if s.slot_variable_node_id in holds]
+        if len(kept_slots) != len(node.slot_variables):
+            del node.slot_variables[:]
+            for slot in kept_slots:
+                node.slot_variables.add().CopyFrom(slot)
+    return graph.SerializeToString(deterministic=True)
+
+
+def load_name_map(name_map: str | Path | NameMap | None) -> NameMap | None:
+    if name_map is None or isinstance(name_map, NameMap):
+        return name_map
+    return NameMap.load(name_map)
+
+
+def plan_conversion(
+    manifest: Manifest,
+    read: Callable[[str], np.ndarray],
+    target: str,
+    *,
+    model: str | None = None,
+    names: str = "keras",
+    name_map: NameMap | None = None,
+    layout: str | None = None,
+    weights_only: bool = False,
+) -> FlatPlan | None:
+    """The plan for a conversion that needs no Keras layout, or None for the Keras path.
+
+    Options that only these conversions honour are refused elsewhere, rather than ignored.
+    """
+    if names not in NAME_SCHEMES:
+        raise UnsupportedFeature(f"--names {names!r} is not known; expected one of: {', '.join(NAME_SCHEMES)}")
+    if layout is not None and layout not in LAYOUTS:
+        raise UnsupportedFeature(f"--layout {layout!r} is not known; expected one of: {', '.join(LAYOUTS)}")
+    if layout is not None and target != "tf-checkpoint":
+        raise UnsupportedFeature(
+            f"--layout {layout} was given, but the target is {target}; --layout chooses a tf-checkpoint's layout "
+            "only; drop it or convert to a tf-checkpoint"
+        )
+    if layout == "keep" and manifest.format not in _PASSTHROUGH_SOURCES:
+        raise UnsupportedFeature(
+            f"--layout keep was given, but {manifest.path} is {manifest.format}, which has no checkpoint layout to "
+            "keep; expected a tf-checkpoint or saved-model source; drop --layout"
+        )
+    if target in FLAT_TARGETS and model is None:
+        return plan_flat(manifest, read, target, names=names, name_map=name_map, weights_only=weights_only)
+    if wants_passthrough(manifest, target, layout, model):
+        return plan_passthrough(manifest, read, name_map=name_map, weights_only=weights_only)
+    for given, option in ((name_map is not None, "--map"), (names != "keras", f"--names {names}")):
+        if given:
+            raise UnsupportedFeature(
+                f"{option} was given, but {target} output from {manifest.format} is laid out as a Keras model, "
+                "whose names Keras decides; expected a safetensors, npz or checkpoint-to-checkpoint conversion; "
+                f"drop {option.split()[0]}"
+            )
+    return None
+
+
+def layout_change_notes(manifest: Manifest, target: str, layout: str | None) -> tuple[str, ...]:
+    """Say so when a checkpoint source is rewritten into the save_weights layout (only on request)."""
+    if target == "tf-checkpoint" and layout == "keras" and manifest.format in _PASSTHROUGH_SOURCES:
+        return (
+            "layout changed as asked (--layout keras): written as tf_keras model.save_weights lays it out "
+            "(layer_with_weights-N); restore it with model.load_weights, not the source's tf.train.Checkpoint code",
+        )
+    return ()
+
+
+__all__ = [
+    "FLAT_TARGETS", "LAYOUTS", "NAME_SCHEMES", "FlatEntry", "FlatPlan", "layout_change_notes", "load_name_map",
+    "output_names", "path_name", "plan_conversion", "plan_flat", "plan_passthrough", "wants_passthrough",
+]
