@@ -2,14 +2,10 @@
 
 A flat target (`safetensors`, `npz`) is a map of name -> tensor; it can hold any
 artifact's tensors, Keras or not (tf.Module checkpoints, TF1 Saver checkpoints,
-TF Serving exports).  Names are stable and chosen by `--names`:
-
-    keras  the canonical Keras name where the reader placed the tensor in a Keras layer
-           (`dense_1/kernel`), optimizer state as `optimizer/<name>`; everything else,
-           and any name two tensors would share, by its own path (below)
-    keys   every tensor by its own path: the object-graph path of a TF2 checkpoint
-           (`actor/blocks/0/w`, the key without `/.ATTRIBUTES/VARIABLE_VALUE`), the
-           variable name of a TF1 checkpoint, the dataset path of an HDF5 file
+TF Serving exports).  Names are stable and chosen by `--names` (`keras`: canonical
+Keras names where the reader placed a tensor in a layer, else the variable's own
+path; `keys`: every tensor by its path), as `inspector.namemap.flat_names` says;
+`--map` then renames and selects.
 
 A checkpoint converted to a checkpoint keeps its keys and its object graph
 (`plan_passthrough`), so the user's own `tf.train.Checkpoint(...).restore()`
@@ -31,56 +27,18 @@ import numpy as np
 
 from inspector.crc32c import crc32c
 from inspector.errors import CkitError, CorruptArtifact, UnsupportedFeature
-from inspector.formats.object_graph import VARIABLE_SUFFIX, strip_key
+from inspector.formats.object_graph import VARIABLE_SUFFIX
 from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY
 from inspector.manifest import Manifest, TensorInfo
-from inspector.namemap import NameMap
+from inspector.namemap import NAME_SCHEMES, NameMap, flat_names, path_name
 
 from .layout import ModelLayout, WeightRef
 from .writers.base import WriteOptions, WriteResult
 
 FLAT_TARGETS = frozenset({"safetensors", "npz"})
-NAME_SCHEMES = ("keras", "keys")
 LAYOUTS = ("keep", "keras")
-OPTIMIZER_PREFIX = "optimizer/"
 # Sources whose keys and object graph a tf-checkpoint output can keep as they are.
 _PASSTHROUGH_SOURCES = ("tf-checkpoint", "saved-model")
-
-
-def path_name(tensor: TensorInfo) -> str:
-    """A tensor's own path: its key without TF's attribute suffix or HDF5's leading '/'."""
-    return strip_key(tensor.key).lstrip("/")
-
-
-def output_names(manifest: Manifest, tensors: list[TensorInfo], scheme: str) -> tuple[dict[str, str], list[str]]:
-    """Each tensor's name in a flat target (by key), and notes on names that fell back to paths."""
-    if scheme not in NAME_SCHEMES:
-        raise UnsupportedFeature(f"--names {scheme!r} is not known; expected one of: {', '.join(NAME_SCHEMES)}")
-    names: dict[str, str] = {}
-    for tensor in tensors:
-        if scheme == "keys":
-            names[tensor.key] = path_name(tensor)
-        elif tensor.role == "weight" and tensor.layer is not None and tensor.name:
-            names[tensor.key] = tensor.name
-        elif tensor.role == "optimizer" and manifest.layers and tensor.name:
-            # A Keras model's optimizer: its own names, under one optimizer/ (Keras 3 names start with it).
-            names[tensor.key] = tensor.name if tensor.name.startswith(OPTIMIZER_PREFIX) else OPTIMIZER_PREFIX + tensor.name
-        else:
-            names[tensor.key] = path_name(tensor)
-    notes = []
-    if scheme == "keras":
-        counts: dict[str, int] = {}
-        for name in names.values():
-            counts[name] = counts.get(name, 0) + 1
-        shared = [key for key, name in names.items() if counts[name] > 1]
-        for key in shared:
-            names[key] = path_name(manifest[key])
-        if shared:
-            notes.append(
-                f"{len(shared)} tensors share a Keras name (e.g. '{manifest[shared[0]].name}') and are named by "
-                f"their path instead (e.g. '{names[shared[0]]}')"
-            )
-    return names, notes
 
 
 @dataclass(frozen=True)
@@ -240,7 +198,7 @@ def plan_flat(
 ) -> FlatPlan:
     """Any artifact's tensors as a flat safetensors or npz file under stable names."""
     tensors, notes = select(manifest, weights_only, keep_other=False)
-    by_key, name_notes = output_names(manifest, tensors, names)
+    by_key, name_notes = flat_names(manifest, tensors, names)
     entries, map_notes = _apply_map([FlatEntry(by_key[t.key], t) for t in tensors], name_map)
     notes = name_notes + map_notes + notes
     if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
@@ -430,5 +388,5 @@ def layout_change_notes(manifest: Manifest, target: str, layout: str | None) -> 
 
 __all__ = [
     "FLAT_TARGETS", "LAYOUTS", "NAME_SCHEMES", "FlatEntry", "FlatPlan", "layout_change_notes", "load_name_map",
-    "output_names", "path_name", "plan_conversion", "plan_flat", "plan_passthrough", "wants_passthrough",
+    "plan_conversion", "plan_flat", "plan_passthrough", "wants_passthrough",
 ]

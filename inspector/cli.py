@@ -26,7 +26,11 @@ def cli(debug: bool) -> None:
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (schema ckit.manifest/1).")
 @click.option("--format", "format_", type=FORMAT_CHOICE, help=FORMAT_HELP)
-def dump(path: str, as_json: bool, format_: str | None) -> int:
+@click.option("--map", "name_map", metavar="FILE",
+              help="Show names as `ckconvert convert --map FILE` writes them (renamed; excluded tensors left out).")
+@click.option("--names", type=click.Choice(["keras", "keys"]), default="keras", show_default=True,
+              help="With --map: the names the map applies to, as ckconvert's --names.")
+def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, names: str) -> int:
     """List every tensor of PATH: key, canonical name, dtype, shape, bytes, role.
 
     PATH may be an HDF5 file, a .keras archive, a .weights.json index, a
@@ -37,6 +41,10 @@ def dump(path: str, as_json: bool, format_: str | None) -> int:
     from .render import render_json, render_table
 
     manifest = read_manifest(path, format_)
+    if name_map is not None:
+        from .namemap import NameMap, map_manifest
+
+        manifest = map_manifest(manifest, NameMap.load(name_map), names)
     click.echo(render_json(manifest) if as_json else render_table(manifest))
     return 0
 

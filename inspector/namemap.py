@@ -15,7 +15,15 @@ replacement syntax: `\\1`, `\\g<name>`).  Patterns are searched, not
 anchored: anchor them with `^`/`$` when a whole name is meant.
 
 `ckinspect dump --map` and `diff --map` use it, and `ckconvert convert --map`
-applies it on the way.  This module holds no format knowledge.
+applies it on the way.  It applies to the names flat targets (safetensors, npz) use,
+`flat_names`, so dump shows exactly what a conversion will write:
+
+    keras  the canonical Keras name where the reader placed the tensor in a Keras layer
+           (`dense_1/kernel`), optimizer state as `optimizer/<name>`; everything else,
+           and any name two tensors would share, by its own path (below)
+    keys   every tensor by its own path: the object-graph path of a TF2 checkpoint
+           (`actor/blocks/0/w`, the key without `/.ATTRIBUTES/VARIABLE_VALUE`), the
+           variable name of a TF1 checkpoint, the dataset path of an HDF5 file
 """
 
 from __future__ import annotations
@@ -27,8 +35,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import CkitError, MissingDependency
+from .manifest import Manifest, TensorInfo
 
 _KEYS = ("rename", "include", "exclude")
+NAME_SCHEMES = ("keras", "keys")
+OPTIMIZER_PREFIX = "optimizer/"
+_VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _EXAMPLE = '{"rename": {"^old/": "new/"}, "include": ["^keep/"], "exclude": ["^optimizer/"]}'
 
 
@@ -139,6 +151,64 @@ class NameMap:
         return not (self.rename or self.include or self.exclude)
 
 
+def path_name(tensor: TensorInfo) -> str:
+    """A tensor's own path: its key without TF's attribute suffix or HDF5's leading '/'."""
+    key = tensor.key[: -len(_VARIABLE_SUFFIX)] if tensor.key.endswith(_VARIABLE_SUFFIX) else tensor.key
+    return key.lstrip("/")
+
+
+def flat_names(manifest: Manifest, tensors: Iterable[TensorInfo], scheme: str = "keras") -> tuple[dict[str, str], list[str]]:
+    """Each tensor's name in a flat target (by key) under `scheme`, and notes on names that fell back to paths."""
+    if scheme not in NAME_SCHEMES:
+        raise NameMapError(f"--names {scheme!r} is not known; expected one of: {', '.join(NAME_SCHEMES)}")
+    names: dict[str, str] = {}
+    for tensor in tensors:
+        if scheme == "keys":
+            names[tensor.key] = path_name(tensor)
+        elif tensor.role == "weight" and tensor.layer is not None and tensor.name:
+            names[tensor.key] = tensor.name
+        elif tensor.role == "optimizer" and manifest.layers and tensor.name:
+            # A Keras model's optimizer: its own names, under one optimizer/ (Keras 3 names start with it).
+            names[tensor.key] = tensor.name if tensor.name.startswith(OPTIMIZER_PREFIX) else OPTIMIZER_PREFIX + tensor.name
+        else:
+            names[tensor.key] = path_name(tensor)
+    notes = []
+    if scheme == "keras":
+        counts: dict[str, int] = {}
+        for name in names.values():
+            counts[name] = counts.get(name, 0) + 1
+        shared = [key for key, name in names.items() if counts[name] > 1]
+        for key in shared:
+            names[key] = path_name(manifest[key])
+        if shared:
+            notes.append(
+                f"{len(shared)} tensors share a Keras name (e.g. '{manifest[shared[0]].name}') and are named by "
+                f"their path instead (e.g. '{names[shared[0]]}')"
+            )
+    return names, notes
+
+
+def map_manifest(manifest: Manifest, name_map: NameMap, scheme: str = "keras") -> Manifest:
+    """The manifest as a conversion with `name_map` would name it: each tensor's `name` is its flat name
+    after the map; tensors the map excludes are gone; a note says what the map did."""
+    from dataclasses import replace
+
+    carried = [t for t in manifest.tensors if t.role != "metadata"]
+    names, notes = flat_names(manifest, carried, scheme)
+    result = name_map.apply_all(names[t.key] for t in carried)
+    kept = [t for t in manifest.tensors if t.role == "metadata"]
+    renamed = excluded = 0
+    for tensor in carried:
+        new = result[names[tensor.key]]
+        if new is None:
+            excluded += 1
+            continue
+        renamed += new != names[tensor.key]
+        kept.append(replace(tensor, name=new))
+    notes.append(f"--map {name_map.source}: {renamed} tensor(s) renamed, {excluded} excluded")
+    return replace(manifest, tensors=tuple(kept), notes=tuple(manifest.notes) + tuple(notes))
+
+
 def _parse(text: str, path: Path) -> Any:
     if path.suffix.lower() == ".json":
         try:
@@ -196,4 +266,4 @@ def _check_template(regex: re.Pattern[str], replacement: str) -> None:
     match.expand(replacement)
 
 
-__all__ = ["NameMap", "NameMapError"]
+__all__ = ["NAME_SCHEMES", "NameMap", "NameMapError", "flat_names", "map_manifest", "path_name"]
