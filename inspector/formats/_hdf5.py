@@ -314,3 +314,56 @@ def read_dataset(ds: Any, display: str) -> np.ndarray:
 
         value = value.view(ml_dtypes.bfloat16) if value.dtype.itemsize == 2 else value.astype(ml_dtypes.bfloat16)
     return value
+
+
+def dataset_chunks(ds: Any, display: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+    """A numeric dataset as flat pieces of `chunk_elems` elements, read from the file piece by piece;
+    None when `read_dataset` must take it whole (strings, bfloat16 markers, scalars, odd dtypes).
+
+    Stats and diff of a dataset larger than memory hold one piece at a time: contiguous datasets
+    (what Keras writes) are read straight from their bytes, anything else by leading-axis rows.
+    """
+    check_dataset(ds, display)
+    if dataset_dtype(ds) in ("string", "bfloat16") or ds.dtype.kind not in "biuf" or not ds.shape:
+        return None
+    return _dataset_pieces(ds, display, chunk_elems)
+
+
+def _dataset_pieces(ds: Any, display: str, chunk_elems: int) -> Iterator[np.ndarray]:
+    total = int(math.prod(ds.shape))
+    native = ds.dtype.newbyteorder("<") if ds.dtype.byteorder == ">" else ds.dtype
+    f = ds.file
+    offset = ds.id.get_offset() if ds.chunks is None else None
+    plain = (f.driver == "sec2" and not f.userblock_size and ds.chunks is None and ds.dtype.byteorder != ">"
+             and not ds.id.get_create_plist().get_nfilters() and offset is not None and total)
+    try:
+        if plain:
+            nbytes = total * ds.dtype.itemsize
+            if offset < 0 or offset + nbytes > os.path.getsize(f.filename):
+                raise CorruptArtifact(
+                    f"{display}: dataset '{ds.name}' claims bytes {offset}..{offset + nbytes} of a "
+                    f"{os.path.getsize(f.filename)}-byte file; the file is truncated or damaged"
+                )
+            with open(f.filename, "rb", buffering=0) as handle:
+                handle.seek(offset)
+                for start in range(0, total, chunk_elems):
+                    out = np.empty(min(chunk_elems, total - start), dtype=ds.dtype)
+                    got = handle.readinto(memoryview(out).cast("B"))
+                    if got != out.nbytes:
+                        raise CorruptArtifact(f"{display}: dataset '{ds.name}' is cut short; the file is truncated")
+                    yield out
+            return
+        row = int(math.prod(ds.shape[1:]))
+        rows = max(1, chunk_elems // max(row, 1))
+        pending = np.empty(0, dtype=native)
+        for start in range(0, ds.shape[0], rows):
+            block = np.asarray(ds[start : start + rows], dtype=native).reshape(-1)
+            pending = np.concatenate([pending, block]) if pending.size else block
+            while pending.size >= chunk_elems:
+                yield pending[:chunk_elems]
+                pending = pending[chunk_elems:]
+        if pending.size:
+            yield pending
+    except (OSError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CorruptArtifact(f"{display}: cannot read dataset '{ds.name}' ({reason}); the file may be truncated or damaged") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -231,6 +231,11 @@ class KerasH5Reader(ReaderBase):
         if key not in self._datasets:
             raise KeyError(key)
         return _hdf5.read_dataset(self._datasets[key], self.display)
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        if key not in self._datasets:
+            raise KeyError(key)
+        return _hdf5.dataset_chunks(self._datasets[key], self.display, chunk_elems)
 
     def close(self) -> None:
         try:

@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -383,6 +383,13 @@ class Keras3Layout:
         where = self.display if entry.shard is None else f"{self.display} (shard {entry.shard})"
         return _hdf5.read_dataset(entry.obj, where)
 
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        if key not in self.datasets:
+            raise KeyError(key)
+        entry = self.datasets[key]
+        where = self.display if entry.shard is None else f"{self.display} (shard {entry.shard})"
+        return _hdf5.dataset_chunks(entry.obj, where, chunk_elems)
+
 
 def make_manifest(fmt: str, path: Path, layout: Keras3Layout, producer: Mapping[str, Any],
                   metadata: Mapping[str, Any], shards: list[ShardInfo], notes: list[str]) -> Manifest:
@@ -502,6 +509,9 @@ class Keras3WeightsReader(ReaderBase):
 
     def read_tensor(self, key: str) -> np.ndarray:
         return self._layout.read(key)
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        return self._layout.read_chunks(key, chunk_elems)
 
     def close(self) -> None:
         for f in self._files:

@@ -14,7 +14,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -248,6 +248,10 @@ class KerasArchiveReader(ReaderBase):
     def read_tensor(self, key: str) -> np.ndarray:
         self.check_integrity()
         return self._layout.read(key)
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        self.check_integrity()
+        return self._layout.read_chunks(key, chunk_elems)
 
     def close(self) -> None:
         for closer in (self._h5, self._raw, self._zip):

@@ -11,7 +11,7 @@ import json
 import math
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -172,6 +172,26 @@ class SafetensorsReader(ReaderBase):
         if len(raw) != end - begin:
             raise CorruptArtifact(f"{self.display}: tensor '{key}' is cut short; the file is truncated")
         return np.frombuffer(raw, dtype=numpy_dtype(dtype)).reshape(shape).copy()
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray]:
+        if key not in self._entries:
+            raise KeyError(key)
+        return self._pieces(key, chunk_elems)
+
+    def _pieces(self, key: str, chunk_elems: int) -> Iterator[np.ndarray]:
+        dtype, _, begin, end = self._entries[key]
+        numpy = numpy_dtype(dtype)
+        step = chunk_elems * numpy.itemsize
+        try:
+            with open(self.path, "rb", buffering=0) as fh:
+                fh.seek(self._data_start + begin)
+                for start in range(begin, end, step):
+                    out = np.empty((min(step, end - start)) // numpy.itemsize, dtype=numpy)
+                    if fh.readinto(memoryview(out).cast("B")) != out.nbytes:
+                        raise CorruptArtifact(f"{self.display}: tensor '{key}' is cut short; the file is truncated")
+                    yield out
+        except OSError as exc:
+            raise MissingData(f"{self.display}: cannot be read ({exc.strerror})") from None
 
 
 class _SafetensorsFormat:

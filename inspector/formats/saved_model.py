@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,6 +170,11 @@ class SavedModelArtifact(ReaderBase):
         if self.bundle is None:
             raise KeyError(key)
         return self.bundle.read(key)
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        if self.bundle is None:
+            raise KeyError(key)
+        return self.bundle.read_chunks(key, chunk_elems)
 
     def close(self) -> None:
         if self.bundle is not None:

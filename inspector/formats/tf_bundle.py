@@ -22,7 +22,7 @@ import re
 import struct
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 from ..crc32c import crc32c, unmask
@@ -402,6 +402,42 @@ class BundleReader:
             return self._read_sliced(bkey, entry)
         return self._decode(bkey, entry, self.shape(bkey), self._raw(bkey, entry))
 
+    def read_chunks(self, key: str | bytes, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        """Tensor `key` as flat pieces of `chunk_elems` elements, CRC32C checked over the whole after the
+        last piece; None when it cannot be streamed (strings, partitioned, odd dtypes): use `read`.
+
+        Stats and diff of a tensor larger than memory hold one piece at a time.
+        """
+        bkey = key_bytes(key) if isinstance(key, str) else key
+        entry = self.entries.get(bkey)
+        if entry is None or entry.slices or int(entry.dtype) not in TF_DTYPE_NAMES:
+            return None
+        name = dtype_label(int(entry.dtype))
+        size_of = itemsize(name) if int(entry.dtype) != _STRING and name not in ("resource", "variant") else None
+        shape = self.shape(bkey)
+        if not size_of or int(entry.size) != math.prod(shape) * size_of:
+            return None  # `read` raises the precise error
+        shard_id, offset, size = self._span(bkey, entry)
+        mapped = self._map(shard_id, bkey)
+        if offset + size > (len(mapped) if mapped is not None else 0):
+            return None
+        return self._chunks(bkey, entry, mapped, offset, size, numpy_dtype(name), chunk_elems * size_of)
+
+    def _chunks(self, key: bytes, entry: Any, mapped: Any, offset: int, size: int, dtype: Any, step: int) -> Iterator[np.ndarray]:
+        import numpy as np
+
+        crc = 0
+        for start in range(offset, offset + size, step):
+            piece = mapped[start : min(start + step, offset + size)]
+            crc = crc32c(piece, crc)
+            _release(mapped, start, len(piece))
+            yield np.frombuffer(piece, dtype=dtype)
+        if crc != unmask(entry.crc32c):
+            raise ChecksumMismatch(
+                f"{self.shard_paths[int(entry.shard_id)]}: CRC32C of tensor {key_text(key)!r} is 0x{crc:08x}; "
+                f"expected 0x{unmask(entry.crc32c):08x} from the index (the data shard is damaged)"
+            )
+
     def _decode(self, key: bytes, entry: Any, shape: tuple[int, ...], data: bytes) -> np.ndarray:
         code = int(entry.dtype)
         name = dtype_label(code)
@@ -721,6 +757,9 @@ class BundleArtifact(ReaderBase):
 
     def read_tensor(self, key: str) -> np.ndarray:
         return self.bundle.read(key)
+
+    def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray] | None:
+        return self.bundle.read_chunks(key, chunk_elems)
 
     def close(self) -> None:
         self.bundle.close()
