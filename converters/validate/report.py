@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import struct
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,25 +166,13 @@ def write_json(report: Report, path: str | Path) -> Path:
     return path
 
 
-def tfrecord(data: bytes) -> bytes:
-    """One TFRecord: length (uint64 LE), masked CRC32C of the length, data, masked CRC32C of the data."""
-    from inspector.crc32c import masked_crc32c
-
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))
-
-
 def write_tensorboard(report: Report, logdir: str | Path) -> Path:
     """Write the report's figures as TensorBoard scalars (step 0), without TensorFlow."""
-    # tensorboard's own EventFileWriter imports TensorFlow whenever it is installed (3 s here) just
-    # to open a file; an event file is TFRecord-framed Event protos, which ckit writes itself.
-    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from inspector.events import EventWriter, scalar_value
 
-    logdir = Path(logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
     values = [
-        summary_pb2.Summary.Value(tag="baseline/accuracy", simple_value=report.baseline_accuracy),
-        summary_pb2.Summary.Value(tag="baseline/loss", simple_value=report.baseline_loss),
+        scalar_value("baseline/accuracy", report.baseline_accuracy),
+        scalar_value("baseline/loss", report.baseline_loss),
     ]
     for r in report.results:
         if r.ok is None:
@@ -196,17 +181,12 @@ def write_tensorboard(report: Report, logdir: str | Path) -> Path:
         for name in ("accuracy", "loss", "max_abs_logit_diff"):
             value = getattr(r, name)
             if value is not None and math.isfinite(value):
-                values.append(summary_pb2.Summary.Value(tag=f"{prefix}/{name}", simple_value=value))
-        values.append(summary_pb2.Summary.Value(tag=f"{prefix}/ok", simple_value=float(bool(r.ok))))
-    events = [
-        event_pb2.Event(wall_time=time.time(), step=0, file_version="brain.Event:2"),
-        event_pb2.Event(wall_time=time.time(), step=0, summary=summary_pb2.Summary(value=values)),
-    ]
-    path = logdir / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.ckit"
-    with open(path, "wb") as handle:
-        for event in events:
-            handle.write(tfrecord(event.SerializeToString()))
-    return logdir
+                values.append(scalar_value(f"{prefix}/{name}", value))
+        values.append(scalar_value(f"{prefix}/ok", float(bool(r.ok))))
+    writer = EventWriter(logdir)
+    writer.add(0, values)
+    writer.close()
+    return Path(logdir)
 
 
 def _num(value: float | None, spec: str) -> str:
