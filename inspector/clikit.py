@@ -195,3 +195,32 @@ def _run(group: click.Group, args: list[str], prog: str, debug: bool) -> int:
         )
         return 1
     return result if isinstance(result, int) else 0
+
+
+# Below this many bytes a run is over before a progress bar would help.
+PROGRESS_MIN_BYTES = 64 << 20
+
+
+def progress_for(total: int, stream=None):
+    """A callback `advance(nbytes)` drawing a progress bar on stderr, or None.
+
+    Only on a terminal, and only for artifacts large enough to take a while: redirected
+    output and small files get no bar and no escape codes.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if total < PROGRESS_MIN_BYTES or not getattr(stream, "isatty", lambda: False)():
+        return None
+    done = [0, -1]
+
+    def advance(nbytes: int) -> None:
+        done[0] += nbytes
+        percent = min(100, done[0] * 100 // max(total, 1))
+        if percent != done[1]:
+            done[1] = percent
+            filled = percent * 30 // 100
+            stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {percent:3d}%")
+            if percent >= 100:
+                stream.write("\r" + " " * 40 + "\r")
+            stream.flush()
+
+    return advance

@@ -23,7 +23,8 @@ JSON schema `ckit.diff/1` (docs/INSPECT.md):
      "changed": [{"name", "role", "a_key", "b_key", "a_dtype", "b_dtype", "a_shape", "b_shape",
                   "kinds": ["dtype"|"shape"|"values"], "values": null | {"count", "differing",
                   "max_abs", "max_rel", "first_index": [..], "a_value", "b_value"}}],
-     "suggested_map": [["a name", "b name"], ...], "notes": ["..."]}
+     "suggested_map": null | {"rename": {"^a name$": "b name", ...}},   # a --map file, ready to save
+     "notes": ["..."]}
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class DiffReport:
             "only_a": [brief(t) for t in self.only_a],
             "only_b": [brief(t) for t in self.only_b],
             "changed": [c.to_json() for c in self.changed],
-            "suggested_map": [list(p) for p in self.suggested_map],
+            "suggested_map": map_document(self.suggested_map) if self.suggested_map else None,
             "notes": list(self.notes),
         }
 
@@ -166,6 +167,13 @@ def suggest_map(only_a: list[TensorInfo], only_b: list[TensorInfo]) -> list[tupl
     if len(wa) < 2 or len(wa) != len(wb) or any(x.shape != y.shape for x, y in zip(wa, wb)):
         return []
     return [(x.name, y.name) for x, y in zip(wa, wb)]
+
+
+def map_document(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The --map file (inspector.namemap) that renames each A name to its B partner."""
+    import re
+
+    return {"rename": {f"^{re.escape(a)}$": b for a, b in pairs}}
 
 
 def _model_order(tensors: list[TensorInfo]) -> list[TensorInfo]:

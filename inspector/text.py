@@ -63,7 +63,7 @@ def number(value: float | None) -> str:
         return "-"
     if value == 0:
         return "0"
-    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"
+    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e5 else f"{value:.2e}"
 
 
 def shape_text(shape: Sequence[int] | None) -> str:
@@ -71,7 +71,8 @@ def shape_text(shape: Sequence[int] | None) -> str:
 
 
 def table(header: Sequence[str], rows: list[Sequence[str]], right: set[int], flex: int) -> list[str]:
-    """Aligned columns in WIDTH characters: column `flex` gives up room when the line is too long."""
+    """Aligned columns in WIDTH characters.  A `flex` cell too long for its column goes on a line
+    of its own above the rest of its row (keys are never cut: users copy them)."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     overflow = sum(widths) + 2 * (len(widths) - 1) - WIDTH
     if overflow > 0:
@@ -79,8 +80,10 @@ def table(header: Sequence[str], rows: list[Sequence[str]], right: set[int], fle
     lines = []
     for row in [header, *rows]:
         cells = []
+        if len(row[flex]) > widths[flex]:
+            lines.append(row[flex])
+            row = [*row[:flex], "", *row[flex + 1:]]
         for i, (cell, width) in enumerate(zip(row, widths)):
-            cell = fit(cell, width) if i == flex else cell
             cells.append(cell.rjust(width) if i in right else cell.ljust(width))
         lines.append("  ".join(cells).rstrip())
     return lines
@@ -90,17 +93,26 @@ def table(header: Sequence[str], rows: list[Sequence[str]], right: set[int], fle
 def render_stats(report: StatsReport, style: Style = PLAIN) -> str:
     rows, flagged = [], 0
     ordered = sorted(report.tensors, key=lambda s: natural_key(s.tensor.name))
+    names = [s.tensor.name for s in ordered]
     for s in ordered:
-        bad = s.nan + s.posinf + s.neginf
-        flagged += bool(bad)
-        rows.append((s.tensor.name, number(s.min), number(s.max), number(s.mean), number(s.std), number(s.l2),
-                     f"{s.zeros:,}", _nonfinite(s)))
+        flagged += not s.finite
+        # A name shared by several tensors (metric counters) says too little: show the key instead.
+        label = s.tensor.name if names.count(s.tensor.name) == 1 else s.tensor.key
+        zeros = f"{s.zeros:,}" if s.mean is not None or s.zeros else "-"
+        rows.append((label, number(s.min), number(s.max), number(s.mean), number(s.std), number(s.l2),
+                     zeros, _nonfinite(s)))
     header = ("NAME", "MIN", "MAX", "MEAN", "STD", "L2", "ZEROS", "NaN/Inf")
     lines = [f"{report.manifest.format} {report.manifest.path}: {plural(len(report.tensors), 'tensor')}", ""]
     body = table(header, rows, right={1, 2, 3, 4, 5, 6}, flex=0)
     lines.append(style(body[0], "bold"))
-    for line, s in zip(body[1:], ordered):
-        lines.append(style(line, "red") if not s.finite else line)
+    bad = {row[0] for row, s in zip(rows, ordered) if not s.finite}
+    current = ""
+    for line in body[1:]:
+        # A row is one line, or its name alone then its figures: colour both when it holds NaN/Inf.
+        head = line.split("  ", 1)[0]
+        if head.strip():
+            current = head.strip()
+        lines.append(style(line, "red") if current in bad else line)
     lines.append("")
     if flagged:
         verb = "holds" if flagged == 1 else "hold"
@@ -137,17 +149,19 @@ def render_diff(report: DiffReport, style: Style = PLAIN) -> str:
         if v is not None:
             where = shape_text(v.first_index)
             lines.append(style(fit(f"values     {a.name}  {plural(v.differing, 'element')} of {v.count:,} differ", WIDTH), "red"))
-            lines.append(fit(f"           max abs {number(v.max_abs)}, max rel {number(v.max_rel)}; first at {where}: "
-                             f"{_value(v.a_value)} vs {_value(v.b_value)}", WIDTH))
+            lines.append(f"           max abs {number(v.max_abs)}, max rel {number(v.max_rel)}")
+            lines.append(fit(f"           first at {where}: {_value(v.a_value)} (A) vs {_value(v.b_value)} (B)", WIDTH))
     if report.suggested_map:
+        import json
+
+        from .compare import map_document
+
         pairs = report.suggested_map
         lines.append("")
-        lines.append(fit(f"{plural(len(pairs), 'unmatched weight')} on each side line up by shape in model order; "
-                         "to pair them, pass --map FILE with lines like:", WIDTH * 2))
-        for old, new in pairs[:3]:
-            lines.append(fit(f"  {old} -> {new}", WIDTH))
-        if len(pairs) > 3:
-            lines.append(f"  ... ({len(pairs) - 3} more)")
+        lines.append(f"{plural(len(pairs), 'unmatched weight')} on each side line up by shape in model order;")
+        lines.append("to pair them, save this as a map file and pass --map FILE (see `diff --json`):")
+        shown = json.dumps(map_document(pairs[:3]))
+        lines.append("  " + (shown if len(pairs) <= 3 else shown[:-2] + ", ...}}"))
     for note in report.notes:
         lines.append(f"note: {note}")
     if len(lines) > 3:
