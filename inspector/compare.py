@@ -162,11 +162,19 @@ def _loose(a: TensorInfo | None, role: str, same_format: bool) -> bool:
 def suggest_map(only_a: list[TensorInfo], only_b: list[TensorInfo]) -> list[tuple[str, str]]:
     """When the unmatched weights of both sides line up by shape in model order, the pairing that
     a --map would make; [] when they do not line up (a map would only be a guess)."""
-    wa = _model_order([t for t in only_a if t.role == "weight"])
-    wb = _model_order([t for t in only_b if t.role == "weight"])
-    if len(wa) < 2 or len(wa) != len(wb) or any(x.shape != y.shape for x, y in zip(wa, wb)):
+    from .naturalsort import natural_key
+
+    wa = [t for t in only_a if t.role == "weight"]
+    wb = [t for t in only_b if t.role == "weight"]
+    if len(wa) < 2 or len(wa) != len(wb):
         return []
-    return [(x.name, y.name) for x, y in zip(wa, wb)]
+    # Model order where the readers know it; else names in natural order (kernel/bias order
+    # within a layer is then alphabetical on both sides alike).
+    for order in (_model_order, lambda ts: sorted(ts, key=lambda t: natural_key(t.name))):
+        xs, ys = order(wa), order(wb)
+        if all(x.shape == y.shape and x.dtype == y.dtype for x, y in zip(xs, ys)):
+            return [(x.name, y.name) for x, y in zip(xs, ys)]
+    return []
 
 
 def map_document(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -280,9 +288,8 @@ def diff_readers(reader_a: Any, reader_b: Any, atol: float = 0.0, rtol: float = 
     ma, mb = reader_a.manifest, reader_b.manifest
     same_format = ma.format == mb.format
     notes = []
-    skipped = sorted({t.role for t in (*ma.tensors, *mb.tensors) if t.role in _STRUCTURE_ROLES})
-    for role in skipped:
-        notes.append(f"{role} tensors (the checkpoint object graph) describe structure, not values: not compared")
+    if any(t.role in _STRUCTURE_ROLES for t in (*ma.tensors, *mb.tensors)):
+        notes.append("the checkpoint object graph (structure, not values) is not compared")
     held_a, held_b = {t.role for t in ma.tensors}, {t.role for t in mb.tensors}
     roles = {"weight"} if weights_only else ({"weight"} | (held_a & held_b)) - set(_STRUCTURE_ROLES)
     for role in sorted((held_a ^ held_b) - set(_STRUCTURE_ROLES) - {"weight"}):

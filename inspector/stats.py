@@ -112,6 +112,12 @@ class Accumulator:
             if values.size == 0:
                 return
             total = float(values.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # float64 extremes square to inf, as in numpy
+            self._moments(values, total)
+
+    def _moments(self, values: np.ndarray, total: float) -> None:
+        import numpy as np
+
         n = values.size
         low, high = float(values.min()), float(values.max())
         self.min = low if self.min is None else min(self.min, low)
@@ -121,6 +127,9 @@ class Accumulator:
         m2 = float(np.dot(deviations, deviations))
         self.sumsq += float(np.dot(values, values))
         # Chan et al.: merge (n, mean, m2) of the piece into the running ones.
+        if self.n == 0:
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
         combined = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / combined

@@ -89,6 +89,17 @@ def table(header: Sequence[str], rows: list[Sequence[str]], right: set[int], fle
     return lines
 
 
+def notes(items: Sequence[str]) -> list[str]:
+    """'note: ...' lines wrapped to WIDTH."""
+    import textwrap
+
+    out: list[str] = []
+    for note in items:
+        out.extend(textwrap.wrap(note, WIDTH, initial_indent="note: ", subsequent_indent="      ",
+                                 break_on_hyphens=False, break_long_words=False))
+    return out
+
+
 # -- stats -----------------------------------------------------------------------------------
 def render_stats(report: StatsReport, style: Style = PLAIN) -> str:
     rows, flagged = [], 0
@@ -148,7 +159,8 @@ def render_diff(report: DiffReport, style: Style = PLAIN) -> str:
         v = change.values
         if v is not None:
             where = shape_text(v.first_index)
-            lines.append(style(fit(f"values     {a.name}  {plural(v.differing, 'element')} of {v.count:,} differ", WIDTH), "red"))
+            verb = "differs" if v.differing == 1 else "differ"
+            lines.append(style(fit(f"values     {a.name}  {plural(v.differing, 'element')} of {v.count:,} {verb}", WIDTH), "red"))
             lines.append(f"           max abs {number(v.max_abs)}, max rel {number(v.max_rel)}")
             lines.append(fit(f"           first at {where}: {_value(v.a_value)} (A) vs {_value(v.b_value)} (B)", WIDTH))
     if report.suggested_map:
@@ -162,8 +174,7 @@ def render_diff(report: DiffReport, style: Style = PLAIN) -> str:
         lines.append("to pair them, save this as a map file and pass --map FILE (see `diff --json`):")
         shown = json.dumps(map_document(pairs[:3]))
         lines.append("  " + (shown if len(pairs) <= 3 else shown[:-2] + ", ...}}"))
-    for note in report.notes:
-        lines.append(f"note: {note}")
+    lines.extend(notes(report.notes))
     if len(lines) > 3:
         lines.append("")
     same = report.compared - len(report.changed)
