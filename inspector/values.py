@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+_ATTRIBUTE_TAIL = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 class UnknownTensor(KeyError):
     """No tensor of the artifact has that key or canonical name (the message lists near matches)."""
 
@@ -21,10 +24,15 @@ class UnknownTensor(KeyError):
 
 
 def find_tensor(manifest: Manifest, key: str) -> TensorInfo:
-    """The tensor stored under `key`, else the one whose canonical name is `key` (unique)."""
+    """The tensor stored under `key` (a TF2 key may drop its /.ATTRIBUTES/VARIABLE_VALUE tail), else
+    the one whose canonical name is `key` (when unique)."""
     for tensor in manifest.tensors:
         if tensor.key == key:
             return tensor
+    # TF2 checkpoint keys without their "/.ATTRIBUTES/VARIABLE_VALUE" tail name the variable too.
+    short = [t for t in manifest.tensors if t.key.endswith(_ATTRIBUTE_TAIL) and t.key[: -len(_ATTRIBUTE_TAIL)] == key]
+    if len(short) == 1:
+        return short[0]
     named = [t for t in manifest.tensors if t.name == key]
     if len(named) == 1:
         return named[0]
