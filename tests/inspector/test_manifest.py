@@ -66,6 +66,7 @@ def test_public_api_is_pinned():
         "SCHEMA", "FORMAT_IDS", "ChecksumMismatch", "CkitError", "CorruptArtifact", "Manifest", "MappingError",
         "MissingData", "MissingDependency", "OutputExists", "ShardInfo", "TensorInfo", "UnknownFormat",
         "UnsafeArtifact", "UnsupportedFeature", "detect", "get_format", "open_artifact", "read_manifest",
+        "Artifact", "open", "diff",
     ])
     assert inspector.FORMAT_IDS[:6] == (
         "tf-checkpoint", "saved-model", "keras3-model", "keras3-weights", "h5-model", "h5-weights",
