@@ -73,13 +73,15 @@ def _env():
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):
-    """The fixtures' TF2 SavedModels plus a TF1 one (two meta graphs) written by TensorFlow here."""
+    """The fixtures' SavedModels (Keras, Keras 3 export, tf.Module, TF1 builder) plus a TF1 one with two meta
+    graphs written by TensorFlow here."""
     tf1 = tmp_path_factory.mktemp("tf1") / "saved_model"
     done = subprocess.run([sys.executable, "-c", _TF1_WRITER, str(tf1)], capture_output=True, text=True,
                           env=_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     paths = [str(FIXTURES / "seed/tf_keras/saved_model"), str(FIXTURES / "seed/keras3/export"),
-             str(FIXTURES / "cnn/tf_keras/saved_model"), str(tf1)]
+             str(FIXTURES / "cnn/tf_keras/saved_model"), str(FIXTURES / "nonkeras/tf1_saved_model"),
+             str(FIXTURES / "nonkeras/module_saved_model"), str(tf1)]
     done = subprocess.run([sys.executable, "-c", _ORACLE, *paths], capture_output=True, text=True, env=_env(),
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -108,7 +110,7 @@ def test_signatures_equal_tensorflow(saved_models):
 
 
 def test_tf1_meta_graphs_in_the_cli(saved_models, capsys):
-    tf1 = next(p for p in saved_models if p.endswith("saved_model") and "tf1" in p)
+    tf1 = next(p for p in saved_models if not p.startswith(str(FIXTURES)))
     assert main(["signatures", tf1]) == 0
     out = capsys.readouterr().out
     assert "tag-set: serve" in out and "tag-set: train, gpu" in out
