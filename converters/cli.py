@@ -36,12 +36,27 @@ def parse_size(text: str | None) -> int | None:
     return size
 
 
+MODEL_HELP = ("Training-model factory, e.g. mypkg.models:build: imports mypkg.models (from the current directory "
+              "or PYTHONPATH) and calls build(keras) with the Keras module to build with (tf_keras or keras), or "
+              "build() if it takes no parameters; the model it returns decides names and layer order when the "
+              "artifact cannot.")
+
+
+def _only_sources(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Narrow --format to the source formats a command accepts, so its help lists only those."""
+    def narrow(function: Callable[..., Any]) -> Callable[..., Any]:
+        for param in getattr(function, "__click_params__", []):
+            if param.name == "source_format":
+                param.type = click.Choice(names)
+        return function
+    return narrow
+
+
 def _conversion_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--force", is_flag=True, help="Overwrite an existing destination."),
         click.option("--no-verify", is_flag=True, help="Skip re-reading the output and comparing every tensor."),
-        click.option("--model", metavar="MODULE:FUNCTION",
-                     help="Training-model factory that decides names and layer order when the artifact cannot."),
+        click.option("--model", metavar="MODULE:FUNCTION", help=MODEL_HELP),
         click.option("--format", "source_format", type=click.Choice(FORMAT_IDS),
                      help="Read SRC as this format instead of detecting it."),
         click.option("--max-shard-size", metavar="SIZE", help="Split output into shards of at most SIZE (e.g. 100MB)."),
@@ -138,6 +153,7 @@ def cli(debug: bool) -> None:
 @cli.command("h5-to-tf")
 @click.argument("src")
 @click.argument("dst")
+@_only_sources("h5-weights", "h5-model")
 @_conversion_options
 def h5_to_tf(src: str, dst: str, **opts: Any) -> int:
     """Keras 2 HDF5 weights or full model SRC -> TF checkpoint at prefix DST (with its `checkpoint` file)."""
@@ -148,6 +164,7 @@ def h5_to_tf(src: str, dst: str, **opts: Any) -> int:
 @cli.command("tf-to-h5")
 @click.argument("src")
 @click.argument("dst")
+@_only_sources("tf-checkpoint", "saved-model")
 @_conversion_options
 def tf_to_h5(src: str, dst: str, **opts: Any) -> int:
     """TF checkpoint or SavedModel SRC -> Keras 2 HDF5 weights file DST."""
@@ -184,13 +201,15 @@ def list_formats() -> int:
 
 @cli.command("validate")
 @click.argument("artifact", required=False)
-@click.option("--model", metavar="MODULE:FUNCTION", help="Training-model factory (required with ARTIFACT).")
+@click.option("--model", metavar="MODULE:FUNCTION", help=MODEL_HELP + " Required with ARTIFACT.")
 @click.option("--data", metavar="FILE.npz", help="Evaluation data: an .npz with x_test and y_test.")
 @click.option("--dataset", type=click.Choice(["digits", "fashion_mnist"]), default=None,
               help="Named dataset: digits (ships with ckit, the default) or fashion_mnist (from Keras's local cache).")
 @click.option("--json", "json_path", metavar="FILE", help="Write the report as JSON to FILE ('-' for stdout).")
 @click.option("--logdir", metavar="DIR", help="Also write the figures as TensorBoard scalars to DIR.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+              help="Where the reloaded models run: auto (a GPU when the backend sees one, else the CPU), cpu "
+                   "(GPUs hidden), gpu (refused when the backend sees none).")
 @click.option("--backend", type=click.Choice(["tensorflow", "jax", "torch"]), default=None,
               help="Keras 3 backend for the Keras 3 loaders (default: tensorflow when installed, else jax).")
 def validate_command(**options: Any) -> int:
