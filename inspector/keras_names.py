@@ -272,3 +272,54 @@ def keras1_weight_name(layer: str, weight_name: str, class_name: str | None = No
     if name == "kernel" and (class_name or class_for_group(layer)) == "Embedding":
         name = "embeddings"
     return f"{layer}/{name}_{gate}" if gate else f"{layer}/{name}"
+
+
+def rnn_layout(shapes: list[tuple[int, ...]]) -> tuple[str, str] | None:
+    """(family "LSTM"/"GRU", layout) of an RNN's (kernel, recurrent_kernel, bias) shapes, as tf_keras's
+    loader tells them apart by the bias: layout "cudnn" (CuDNNLSTM 8 x units, CuDNNGRU 6 x units),
+    "standard" (LSTM 4 x units), "gru-reset-after" ((2, 3 x units)) or "gru-reset-before" (3 x units)."""
+    if len(shapes) != 3 or len(shapes[1]) != 2 or shapes[1][0] <= 0:
+        return None
+    units, width = shapes[1]
+    bias = tuple(shapes[2])
+    if width == 4 * units:
+        return {(8 * units,): ("LSTM", "cudnn"), (4 * units,): ("LSTM", "standard")}.get(bias)
+    if width == 3 * units:
+        return {(6 * units,): ("GRU", "cudnn"), (2, 3 * units): ("GRU", "gru-reset-after"),
+                (3 * units,): ("GRU", "gru-reset-before")}.get(bias)
+    return None
+
+
+_CELL_VARIABLES = (("kernel", "recurrent_kernel", "bias"), ("kernel", "recurrent_kernel"))
+
+
+def with_cell_level(layer: str, names: list[str], shapes: list[tuple[int, ...]],
+                    class_name: str | None = None) -> list[str]:
+    """Keras <= 2.2 named an RNN's weights without its cell (`lstm_1/kernel`); today's tf_keras
+    variable is `lstm_1/lstm_cell/kernel`.  The class comes from the config or the layer's default
+    name, else from the shapes (never for a CuDNN layout: CuDNN layers hold their weights themselves)."""
+    if len(names) in (4, 6) and all(n.count("/") == 2 for n in names):
+        # Bidirectional of Keras <= 2.1: `bidirectional_1/forward_lstm_1/kernel`, then the backward half.
+        half = len(names) // 2
+        parts = [names[:half], names[half:]]
+        subs = [{n.split("/")[1] for n in part} for part in parts]
+        if all(len(sub) == 1 and next(iter(sub)).lower().startswith(("forward_", "backward_")) for sub in subs):
+            out = []
+            for part, sub, shape in zip(parts, subs, (shapes[:half], shapes[half:])):
+                inner = next(iter(sub))
+                named = with_cell_level(inner, [n.partition("/")[2] for n in part], shape,
+                                        class_for_group(inner.split("_", 1)[1].lower()))
+                out += [f"{layer}/{n}" for n in named]
+            return out
+    if tuple(n.rpartition("/")[2] for n in names) not in _CELL_VARIABLES or any(n.count("/") != 1 for n in names):
+        return names
+    if class_name is None:
+        class_name = class_for_group(layer)
+    if class_name is None:
+        found = rnn_layout(shapes) if len(shapes) == 3 else None
+        class_name = found[0] if found and found[1] != "cudnn" else (
+            "SimpleRNN" if rnn_class_from_shapes(shapes) == "SimpleRNN" else None)
+    cell = default_cell_name(class_name)
+    if cell is None or class_name not in RNN_CELLS:
+        return names
+    return [f"{n.partition('/')[0]}/{cell}/{n.rpartition('/')[2]}" for n in names]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from inspector.errors import UnsupportedFeature
+from inspector.keras_names import rnn_layout
 
 from ..layout import LayerNode, WeightRef
 from . import HDF5_TARGETS, KERAS3_TARGETS, Context
@@ -30,18 +31,8 @@ _NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
 def layout_of(shapes: list[tuple[int, ...]]) -> tuple[str, str] | None:
-    """(family "LSTM"/"GRU", layout "cudnn"/"standard"/"gru-reset-after"/"gru-reset-before") from
-    the (kernel, recurrent_kernel, bias) shapes, as tf_keras tells them apart; None if neither."""
-    if len(shapes) != 3 or len(shapes[1]) != 2 or shapes[1][0] <= 0:
-        return None
-    units, width = shapes[1]
-    bias = tuple(shapes[2])
-    if width == 4 * units:
-        return {(8 * units,): ("LSTM", "cudnn"), (4 * units,): ("LSTM", "standard")}.get(bias)
-    if width == 3 * units:
-        return {(6 * units,): ("GRU", "cudnn"), (2, 3 * units): ("GRU", "gru-reset-after"),
-                (3 * units,): ("GRU", "gru-reset-before")}.get(bias)
-    return None
+    """(family, layout) of (kernel, recurrent_kernel, bias) shapes (`inspector.keras_names.rnn_layout`)."""
+    return rnn_layout(shapes)
 
 
 def _rnn_weights(node: LayerNode) -> list[WeightRef] | None:

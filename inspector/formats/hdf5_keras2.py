@@ -11,13 +11,14 @@ variable paths without `:0` and its own config schema.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import CkitError, CorruptArtifact
-from ..keras_names import MODEL_CLASSES, keras1_weight_name, strip_tf_suffix
+from ..keras_names import MODEL_CLASSES, keras1_weight_name, strip_tf_suffix, with_cell_level
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from . import _hdf5
 from .base import ReaderBase
@@ -87,6 +88,12 @@ def _config_classes(config: Any) -> dict[str, str]:
 
     visit(config)
     return found
+
+
+def _config_classes_cached(reader: Any, metadata: dict[str, Any]) -> dict[str, str]:
+    if not hasattr(reader, "_classes"):
+        reader._classes = _config_classes(metadata.get("model_config"))
+    return reader._classes
 
 
 def canonical_weight_name(weight_name: str, layer: str, nested_models: set[str] = frozenset()) -> str:
@@ -183,6 +190,10 @@ class KerasH5Reader(ReaderBase):
                 tensors.append(_hdf5.tensor_info(ds, key, name, "weight", layer, index))
             if weight_names:
                 layers.append(layer)
+                own = tensors[len(tensors) - len(weight_names):]
+                cls = classes.get(layer) if keras1 else _config_classes_cached(self, metadata).get(layer)
+                named = with_cell_level(layer, [t.name for t in own], [t.shape for t in own], cls)
+                tensors[len(tensors) - len(own):] = [replace(t, name=n) for t, n in zip(own, named)]
 
         if kind == "h5-model" and "optimizer_weights" in f:
             opt = _hdf5.get_object(f, "optimizer_weights", self.display)

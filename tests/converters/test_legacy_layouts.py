@@ -201,3 +201,16 @@ def test_keras1_convolution_is_refused(target, tmp_path):
     message = str(err.value)
     assert message.startswith("layer 'conv'") and "Theano kernels are flipped" in message and "\n" not in message
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written
+
+
+# -- Keras <= 2.2 RNN names without the cell, on the third-party corpus --------------------------------
+
+def test_rnn_weights_named_without_cell_read_as_tf_keras_names_them():
+    thirdparty = LEGACY.parent / "thirdparty"
+    names = [t.name for t in read_manifest(thirdparty / "chars2vec" / "weights.h5").model_weights()]
+    assert names[:3] == ["lstm_1/lstm_cell/kernel", "lstm_1/lstm_cell/recurrent_kernel", "lstm_1/lstm_cell/bias"]
+    # CuDNN layers hold their weights themselves: no cell level is invented for them.
+    cudnn = [t.name for t in read_manifest(thirdparty / "textgenrnn" / "textgenrnn_weights.hdf5").model_weights()]
+    assert "rnn_1/kernel" in cudnn
+    bidirectional = [t.name for t in read_manifest(thirdparty / "rnnmorph" / "eval_model.h5").model_weights()]
+    assert "bidirectional_1/forward_LSTM_0/lstm_cell/kernel" in bidirectional
