@@ -238,10 +238,16 @@ def _layout(
     config: dict[str, Any] | None,
     notes: tuple[str, ...] = (),
 ) -> ModelLayout:
+    from .layouts.legacy_optimizer import unplaceable
+
+    optimizer = tuple(weight_ref(t) for t in optimizer_in_order(manifest))
+    legacy = unplaceable(optimizer, dict(manifest.producer))
+    if legacy is not None:
+        optimizer, notes = (), (*notes, legacy)
     return ModelLayout(
         layers=layers,
         read=read,
-        optimizer=tuple(weight_ref(t) for t in optimizer_in_order(manifest)),
+        optimizer=optimizer,
         model_config=config,
         training_config=training_config_of(manifest),
         source_format=manifest.format,

@@ -214,3 +214,19 @@ def test_rnn_weights_named_without_cell_read_as_tf_keras_names_them():
     assert "rnn_1/kernel" in cudnn
     bidirectional = [t.name for t in read_manifest(thirdparty / "rnnmorph" / "eval_model.h5").model_weights()]
     assert "bidirectional_1/forward_LSTM_0/lstm_cell/kernel" in bidirectional
+
+
+def test_keras_2_0_optimizer_state_is_dropped_with_a_note(tmp_path):
+    """fer's Keras 2.0.5 Adam state (105 tensors named Variable_N) cannot be placed: tf_keras's own
+    load_model fails on it too; ckit says so and writes a model that loads compiled and whole."""
+    import h5py
+    import tf_keras
+
+    src = LEGACY.parent / "thirdparty" / "fer" / "emotion_model.hdf5"
+    result = convert(src, tmp_path / "m.h5", to="h5-model")
+    note = next(n for n in result.notes if n.startswith("optimizer state dropped"))
+    assert "105 tensors" in note and "Keras 2.0.5" in note
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        assert "optimizer_weights" not in f
+    model = tf_keras.models.load_model(str(tmp_path / "m.h5"))
+    assert model.optimizer is not None  # the training config travelled
