@@ -242,6 +242,8 @@ def wants_passthrough(manifest: Manifest, target: str, layout: str | None, model
         return False
     if manifest.format == "tf-checkpoint":
         return True
+    if manifest.format in FLAT_TARGETS and not manifest.layers and layout is None:
+        return True  # flat tensors no Keras model owns: a name-based checkpoint, as a TF1 Saver reads
     return manifest.format == "saved-model" and (layout == "keep" or not manifest.layers)
 
 
@@ -276,6 +278,11 @@ def plan_passthrough(
             )
     elif manifest.format == "saved-model":
         notes.append("the SavedModel's variables have no object graph: written as a name-based (TF1) checkpoint")
+    elif manifest.format in FLAT_TARGETS:
+        notes.append(
+            f"{manifest.format} holds no object graph: written as a name-based (TF1) checkpoint keyed by the "
+            "tensor names (tf.compat.v1.train.Saver and tf.train.load_checkpoint read it)"
+        )
     partitioned = manifest.metadata.get("partitioned_variables") or manifest.metadata.get("variables_partitioned_variables")
     if partitioned:
         notes.append(f"{len(partitioned)} partitioned variable(s) written whole (e.g. '{partitioned[0]}')")

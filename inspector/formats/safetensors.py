@@ -105,8 +105,10 @@ class SafetensorsReader(ReaderBase):
         roles = {k: "optimizer" if k.startswith("optimizer/") else "weight" for k in ordered}
         roles.update(_recorded_roles(metadata.get("ckit.roles"), self._entries))
         members: dict[str, list[str]] = {}
+        # Names ckit wrote as variable paths (--names keys) are no Keras layers: nothing to guess.
+        guess = metadata.get("ckit.names") != "keys"
         for key in ordered:
-            if roles[key] == "weight" and "/" in key:
+            if guess and roles[key] == "weight" and "/" in key:
                 members.setdefault(key.split("/")[0], []).append(key)
         position = {k: i for i, k in enumerate(ordered)}
         place: dict[str, tuple[str, int]] = {}

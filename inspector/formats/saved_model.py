@@ -90,6 +90,11 @@ class SavedModelArtifact(ReaderBase):
         metadata["saved_object_graph_nodes"] = len(meta_graph.object_graph_def.nodes)
         notes: list[str] = []
         if len(saved.meta_graphs) > 1:
+            # A TF1 SavedModel may hold one graph per tag set (serve, train, ...): list them all.
+            metadata["meta_graphs"] = [
+                {"tags": list(graph.meta_info_def.tags), "signatures": sorted(_signatures(graph))}
+                for graph in saved.meta_graphs
+            ]
             notes.append(f"SavedModel has {len(saved.meta_graphs)} meta graphs; signatures are from the first")
 
         layer_names: dict[int, str] = {}

@@ -302,3 +302,37 @@ def test_map_errors_are_one_line(tmp_path):
     clash.write_text(json.dumps({"rename": {"/(kernel|bias)$": ""}}))
     with pytest.raises(CkitError, match="turns both"):
         convert(fixture_path("nonkeras", "tf1_saver"), tmp_path / "x.npz", name_map=str(clash))
+
+
+def test_flat_file_of_path_names_converts_back_to_a_name_based_checkpoint(tf, tmp_path):
+    st = tmp_path / "w.safetensors"
+    convert(fixture_path("nonkeras", "tf1_saver"), st, names="keys")
+    out = tmp_path / "model.ckpt"
+    result = convert(st, out, "tf-checkpoint")
+    assert any("name-based (TF1) checkpoint" in n for n in result.notes)
+    source = _source_tensors(tf, "tf1_saver")
+    reader = tf.compat.v1.train.NewCheckpointReader(str(out))
+    assert sorted(reader.get_variable_to_shape_map()) == sorted(source)
+    assert all(_same(np.asarray(reader.get_tensor(k)), v) for k, v in source.items())
+
+
+def test_keras_model_in_a_checkpoint_keeps_the_checkpoint_layout(tf, tmp_path):
+    """tf.train.Checkpoint(model=, optimizer=) of a Keras 3 model: restored by that same code, not load_weights."""
+    import keras
+
+    from converters import zoo
+
+    source = fixture_path("edge", "keras3_tf_checkpoint", "ckpt-1")
+    out = tmp_path / "ckpt"
+    result = convert(source, out)
+    assert not any("layout" in n for n in result.notes)
+
+    def restored(prefix):
+        model = zoo.seed_model(keras)  # compiled with the tutorial's RMSprop, as the fixture was
+        model.optimizer.build(model.trainable_variables)
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(str(prefix)).assert_existing_objects_matched()
+        return [v.numpy() for v in model.weights] + [v.numpy() for v in model.optimizer.variables]
+
+    mine, theirs = restored(out), restored(source)
+    assert len(mine) == len(theirs) and all(_same(a, b) for a, b in zip(mine, theirs))
+    assert any(np.any(v != 0) for v in theirs[len(theirs) // 2 :])  # trained: optimizer state is not all zero
