@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from inspector.crc32c import crc32c
 from inspector.errors import CkitError, CorruptArtifact, UnsupportedFeature
 from inspector.formats.object_graph import VARIABLE_SUFFIX
 from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY
@@ -81,17 +80,6 @@ def _apply_map(entries: list[FlatEntry], name_map: NameMap | None) -> tuple[list
     return kept, [f"--map {name_map.source}: {renamed} tensor(s) renamed, {excluded} excluded"]
 
 
-def _digest(value: np.ndarray) -> tuple[str, tuple[int, ...], int]:
-    """dtype, shape and CRC32C of a value's bytes (little-endian; strings as their bytes)."""
-    if value.dtype == object:
-        payload = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in value.reshape(-1))
-        return ("string", tuple(value.shape), crc32c(payload))
-    array = np.ascontiguousarray(value)
-    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and not np.little_endian):
-        array = array.astype(array.dtype.newbyteorder("<"))
-    return (array.dtype.str, tuple(value.shape), crc32c(memoryview(array).cast("B")))
-
-
 @dataclass
 class FlatPlan:
     """What a flat or passthrough conversion writes, and how it proves it afterwards."""
@@ -103,7 +91,7 @@ class FlatPlan:
     notes: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     graph: bytes | None = None  # the object graph a passthrough checkpoint keeps (rewritten)
-    key_suffix: dict[str, str] = field(default_factory=dict)  # passthrough: output key per entry name
+    out_keys: dict[str, str] = field(default_factory=dict)  # passthrough: output key per entry name
     digests: dict[str, tuple[str, tuple[int, ...], int]] = field(default_factory=dict)
 
     @property
@@ -111,6 +99,8 @@ class FlatPlan:
         return [e.ref for e in self.entries]
 
     def _read(self, key: str) -> np.ndarray:
+        from .convert import _digest  # the one digest every conversion is verified with
+
         value = self.read(key)
         self.digests[key] = _digest(np.asarray(value))
         return value
@@ -133,17 +123,19 @@ class FlatPlan:
             return write_npz(items, self.layout(), Path(dst), options)
         from .writers.tf_bundle import write_passthrough
 
-        items = [(self.key_suffix[e.name], e) for e in self.entries]
+        items = [(self.out_keys[e.name], e.ref) for e in self.entries]
         return write_passthrough(items, self.graph, self.layout(), Path(dst), options)
 
     def expected_keys(self) -> dict[str, FlatEntry]:
         if self.target == "tf-checkpoint":
-            return {self.key_suffix[e.name]: e for e in self.entries}
+            return {self.out_keys[e.name]: e for e in self.entries}
         return {e.name: e for e in self.entries}
 
     def verify(self, written: Path) -> None:
         """Re-read the output with ckit's reader: the same tensors, every one equal to its source."""
         from inspector.registry import open_artifact
+
+        from .convert import _digest
 
         expected = self.expected_keys()
         try:
@@ -269,13 +261,11 @@ def plan_passthrough(
     graph = None
     if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
         raw = read(OBJECT_GRAPH_KEY)
-        graph = _rewrite_graph(bytes(np.asarray(raw).reshape(-1)[0]), {e.tensor.key: keys[e.name] for e in entries},
-                               manifest.path)
-        if name_map is not None and any(keys[e.name] != e.tensor.key for e in entries):
-            notes.append(
-                "renamed keys are recorded in the object graph; objects keep their attribute names, so the same "
-                "tf.train.Checkpoint code restores the output"
-            )
+        graph, graph_note = _rewrite_graph(
+            bytes(np.asarray(raw).reshape(-1)[0]), {e.tensor.key: keys[e.name] for e in entries}, manifest.path
+        )
+        if graph_note:
+            notes.append(graph_note)
     elif manifest.format == "saved-model":
         notes.append("the SavedModel's variables have no object graph: written as a name-based (TF1) checkpoint")
     elif manifest.format in FLAT_TARGETS:
@@ -287,19 +277,77 @@ def plan_passthrough(
     if partitioned:
         notes.append(f"{len(partitioned)} partitioned variable(s) written whole (e.g. '{partitioned[0]}')")
     return FlatPlan(target="tf-checkpoint", manifest=manifest, read=read, entries=entries, notes=notes, graph=graph,
-                    key_suffix=keys)
+                    out_keys=keys)
 
 
-def _rewrite_graph(data: bytes, renamed: dict[str, str], where: str) -> bytes:
-    """The object graph with each variable's checkpoint key renamed, and dropped variables removed.
+def _unescape(segment: str) -> str:
+    """A key segment back to the object's local name (trackable_utils escapes '.' as '..', '/' as '.S')."""
+    out, i = [], 0
+    while i < len(segment):
+        if segment[i] == "." and i + 1 < len(segment) and segment[i + 1] in ".S":
+            out.append("." if segment[i + 1] == "." else "/")
+            i += 2
+        else:
+            out.append(segment[i])
+            i += 1
+    return "".join(out)
 
-    Objects, their children and ids stay as they are (so restore code matches the same objects);
+
+def _rename_edges(graph: Any, renamed: dict[str, str]) -> tuple[int, str | None]:
+    """Rename the object-graph edges along each renamed key's path, so the objects are tracked under
+    the new names; (edges renamed, None), or (0, why not) when the renames do not follow the paths."""
+    wanted: dict[tuple[int, int], str] = {}
+    for old, new in renamed.items():
+        if old == new or not old.endswith(VARIABLE_SUFFIX):
+            continue
+        old_parts, new_parts = old[: -len(VARIABLE_SUFFIX)].split("/"), new[: -len(VARIABLE_SUFFIX)].split("/")
+        if len(old_parts) != len(new_parts):
+            return 0, f"'{old_parts and '/'.join(old_parts)}' becomes a path of another depth"
+        node = 0
+        for old_part, new_part in zip(old_parts, new_parts):
+            children = graph.nodes[node].children
+            index = next((i for i, c in enumerate(children) if c.local_name == _unescape(old_part)), None)
+            if index is None:
+                return 0, f"the key '{old}' does not follow the object graph's names"
+            if wanted.setdefault((node, index), _unescape(new_part)) != _unescape(new_part):
+                return 0, f"objects along '{old}' would need two names"
+            node = children[index].node_id
+    changed = 0
+    for (node, index), name in wanted.items():
+        edge = graph.nodes[node].children[index]
+        if edge.local_name != name:
+            if any(c.local_name == name for c in graph.nodes[node].children):
+                return 0, f"an object is already tracked as '{name}'"
+            edge.local_name = name
+            changed += 1
+    return changed, None
+
+
+def _rewrite_graph(data: bytes, renamed: dict[str, str], where: str) -> tuple[bytes, str | None]:
+    """The object graph with each variable's checkpoint key renamed, dropped variables removed, and a note.
+
+    Objects and ids stay as they are; where keys were renamed along their paths, the edges of those
+    paths take the new names (so `tf.train.Checkpoint(policy=...)` restores what `actor` was saved as);
     an attribute whose tensor did not travel is removed, and `has_checkpoint_values` is recomputed
     so TensorFlow does not look for values that are gone.
     """
     from inspector.formats.object_graph import parse_graph
 
     graph = parse_graph(data, where)
+    note = None
+    if any(old != new for old, new in renamed.items()):
+        changed, why_not = _rename_edges(parse_graph(data, where), renamed)
+        if why_not is None:
+            _rename_edges(graph, renamed)
+            note = (
+                f"the object graph follows the map ({changed} object name(s) changed): restore with "
+                "tf.train.Checkpoint(...) under the new names"
+            )
+        else:
+            note = (
+                f"objects keep their names in the object graph ({why_not}); the renamed keys are recorded there, so "
+                "the source's tf.train.Checkpoint code restores the output"
+            )
     holds: set[int] = set()
     for node_id, node in enumerate(graph.nodes):
         kept = [a for a in node.attributes if a.checkpoint_key in renamed]
@@ -331,7 +379,7 @@ def _rewrite_graph(data: bytes, renamed: dict[str, str], where: str) -> bytes:
             del node.slot_variables[:]
             for slot in kept_slots:
                 node.slot_variables.add().CopyFrom(slot)
-    return graph.SerializeToString(deterministic=True)
+    return graph.SerializeToString(deterministic=True), note
 
 
 def load_name_map(name_map: str | Path | NameMap | None) -> NameMap | None:

@@ -637,23 +637,20 @@ def write_state_file(dst: Path) -> Path:
 
 
 def write_passthrough(
-    items: list[tuple[str, Any]], graph: bytes | None, layout: ModelLayout, dst: Path, options: WriteOptions
+    items: list[tuple[str, WeightRef]], graph: bytes | None, layout: ModelLayout, dst: Path, options: WriteOptions
 ) -> WriteResult:
-    """A checkpoint's tensors under the given keys, plus its (rewritten) object graph: the source's own
-    layout, so the restore code written for the source restores the output.
-
-    `items` are (output key, entry) pairs, entry as `converters.flat.FlatEntry` (`.ref`).
-    """
+    """A checkpoint's tensors under the given (output key, tensor) pairs, plus its (rewritten) object
+    graph: the source's own layout, so the restore code written for the source restores the output."""
     from .base import fetch
 
     dst = Path(dst)
     with BundleWriter(dst, max_shard_size=options.max_shard_size) as bundle:
-        for key, entry in sorted(items, key=lambda item: item[0].encode("utf-8", "surrogateescape")):
-            value = fetch(layout, entry.ref)
-            nbytes = bundle.add(key, value, dtype=entry.ref.dtype)
+        for key, ref in sorted(items, key=lambda item: item[0].encode("utf-8", "surrogateescape")):
+            value = fetch(layout, ref)
+            nbytes = bundle.add(key, value, dtype=ref.dtype)
             del value
             if options.progress is not None:
-                options.progress(entry.ref, nbytes)
+                options.progress(ref, nbytes)
         if graph is not None:
             bundle.add(OBJECT_GRAPH_KEY, np.array(graph, dtype=object), dtype="string")
         paths = list(bundle.finish())
