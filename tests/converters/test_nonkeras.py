@@ -356,3 +356,19 @@ def test_keras_model_in_a_checkpoint_keeps_the_checkpoint_layout(tf, tmp_path):
     mine, theirs = restored(out), restored(source)
     assert len(mine) == len(theirs) and all(_same(a, b) for a, b in zip(mine, theirs))
     assert any(np.any(v != 0) for v in theirs[len(theirs) // 2 :])  # trained: optimizer state is not all zero
+
+
+def test_cli_options_reach_the_conversion(tmp_path, capsys):
+    from converters.cli import main
+
+    name_map = tmp_path / "m.yml"
+    name_map.write_text("rename:\n  '^net/': ''\n")
+    out = tmp_path / "w.npz"
+    args = ["convert", str(FIXTURES / "nonkeras" / "tf1_saver"), str(out), "--names", "keys", "--weights-only",
+            "--map", str(name_map)]
+    assert main(args) == 0
+    assert sorted(_load_flat(out)) == ["hidden/bias", "hidden/kernel", "logits/bias", "logits/kernel"]
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"wrote npz {out}: 4 tensors")
+    assert "note: --map" in captured.err
+    assert main(["convert", str(FIXTURES / "nonkeras" / "tf1_saver"), str(tmp_path / "c"), "--layout", "odd"]) == 2
