@@ -62,7 +62,7 @@ _NO_KERAS3_SOURCE = ("ethnicolr", "inaspeechsegmenter", "basic_pitch")
 class Case:
     artifact: str
     target: str
-    status: str = ""  # exact | refused | WRONG | CRASH | unchecked
+    status: str = ""  # exact | refused | WRONG | CRASH | unchecked (written, but no framework can load it to judge)
     detail: str = ""
     dst: str = ""
     diff: float | None = None
@@ -234,6 +234,9 @@ job = json.loads(open(sys.argv[1]).read())
 results = {}
 customs = archs.custom_objects(keras)
 
+class Unjudgeable(Exception):
+    pass
+
 def predict(model, xs):
     out = model(xs if len(xs) > 1 else xs[0], training=False)
     out = [out[k] for k in sorted(out)] if isinstance(out, dict) else out
@@ -245,7 +248,8 @@ def keras3_source(name, cases):
         return archs.FACTORIES[name](keras)
     if name in job["no_keras3_source"]:
         if "keras3-model" not in cases:
-            raise LookupError("Keras 3 cannot rebuild this source and ckit wrote no .keras to rebuild it from")
+            raise Unjudgeable("Keras 3 cannot build this model (not from its file, and ckit wrote no .keras "
+                              "for it), so nothing can load this .weights.h5 to check it")
         return keras.models.load_model(cases["keras3-model"], compile=False, custom_objects=customs)
     return keras.models.load_model(str(by_name(name).path), compile=False, custom_objects=customs)
 
@@ -271,6 +275,8 @@ for name in job["artifacts"]:
             got = predict(model, xs)
             diff = max(float(np.max(np.abs(g - r))) for g, r in zip(got, ref)) if len(got) == len(ref) else float("inf")
             results[name][target] = {"diff": diff}
+        except Unjudgeable as exc:
+            results[name][target] = {"unchecked": str(exc)}
         except Exception as exc:
             results[name][target] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:400]}
 print("RESULT " + json.dumps(results))
@@ -315,6 +321,8 @@ def judge(matrix: Matrix, workdir: Path) -> Matrix:
         result = (k3_result if case.target.startswith("keras3") else tf_result).get(case.artifact, {}).get(case.target)
         if result is None:
             case.status, case.detail = "unchecked", "no reload result"
+        elif "unchecked" in result:
+            case.status, case.detail = "unchecked", f"written, but cannot be judged: {result['unchecked']}"
         elif "error" in result:
             case.status, case.detail = "WRONG", f"written, but the framework cannot load it: {result['error']}"
         elif result["diff"] <= TOLERANCE:
