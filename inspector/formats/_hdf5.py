@@ -1,22 +1,29 @@
-"""HDF5 plumbing shared by the Keras readers: magic check, safe opening, safe walking, attributes.
+"""HDF5 plumbing shared by the Keras readers: magic check, isolated parsing, safe walking, attributes.
 
 HDF5 input is treated as hostile, as Keras does (keras/src/saving/saving_lib.py):
 soft and external links, external and virtual datasets, and datasets whose
 declared size dwarfs what is stored are refused before any byte is read.
-h5py is imported lazily so that non-HDF5 formats never load it.
+
+The HDF5 library never runs in ckit's own process (`_h5isolate`): a child
+process parses the file under a time and memory limit and describes it (every
+group, link, attribute and dataset's metadata); the readers walk that
+description (`Group`, `Dataset` below, a small read-only subset of h5py's
+API) and ckit reads contiguous tensor data from the file itself.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from ..errors import CorruptArtifact, UnsafeArtifact, require
+from ..errors import CorruptArtifact, UnsafeArtifact
 from ..manifest import TensorInfo
+from . import _h5isolate
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # The superblock sits at 0 or after a user block of 512, 1024, 2048, ... bytes.
@@ -27,11 +34,8 @@ _MAGIC_OFFSETS = (0,) + tuple(512 << i for i in range(20))
 BOMB_FLOOR_BYTES = 1 << 32
 BOMB_MAX_EXPANSION = 1000
 _MAX_DEPTH = 64
-
-
-def h5py():
-    """The h5py module, imported on first use."""
-    return require("h5py", "hdf5", "reading HDF5 files")
+# Bytes read per step when data is streamed (verification of a tensor too large to hold).
+CHUNK_BYTES = 16 << 20
 
 
 def has_hdf5_magic(source: str | Path | BinaryIO) -> bool:
@@ -60,9 +64,241 @@ def _magic_in(fh: BinaryIO) -> bool:
     return False
 
 
-def open_h5(source: str | Path | BinaryIO, display: str, expected: str):
-    """Open an HDF5 file read-only; anything h5py rejects becomes a one-line CorruptArtifact."""
-    mod = h5py()
+# -- where the HDF5 bytes are -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """An HDF5 file: a path, a window onto a file (a stored zip member), or bytes in memory."""
+
+    path: str
+    offset: int = 0
+    size: int | None = None  # None: the whole file
+    data: bytes | None = None  # an inflated zip member
+
+    @property
+    def length(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        if self.size is not None:
+            return self.size
+        return os.path.getsize(self.path)
+
+
+class Attrs:
+    """A read-only mapping of decoded attribute values (bytes as text, arrays as lists)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def keys(self):
+        return self._values.keys()
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._values[name]
+        if isinstance(value, dict):
+            if "__error__" in value:
+                raise OSError(value["__error__"])
+            raise TypeError(f"unsupported attribute type {value.get('__unsupported__')}")
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._values else default
+
+
+class H5Object:
+    def __init__(self, file: "H5File", oid: str, name: str) -> None:
+        self.file = file
+        self.id = oid  # identity of the HDF5 object (two hard links to one object share it)
+        self.name = name or "/"
+        self._node = file.tree["objects"][oid]
+        self.attrs = Attrs(self._node.get("attrs") or {})
+
+
+class Group(H5Object):
+    def _links(self) -> list[list[Any]]:
+        return self._node.get("links") or []
+
+    def keys(self) -> list[str]:
+        return [link[0] for link in self._links()]
+
+    def __contains__(self, name: object) -> bool:
+        return self._link(str(name)) is not None and self._link(str(name))[1] == "hard"
+
+    def _link(self, name: str) -> list[Any] | None:
+        for link in self._links():
+            if link[0] == name:
+                return link
+        return None
+
+    def link_kind(self, name: str) -> str:
+        """'hard', 'soft link', 'external link', 'broken' or 'missing'."""
+        link = self._link(name)
+        return "missing" if link is None else link[1]
+
+    def child(self, name: str) -> "H5Object":
+        link = self._link(name)
+        if link is None:
+            raise KeyError(f"no object named {name!r}")
+        if link[1] != "hard":
+            raise OSError(link[2] or f"{name!r} is a {link[1]}")
+        return self.file.make(link[2], f"{self.name.rstrip('/')}/{name}")
+
+    def __getitem__(self, path: str) -> "H5Object":
+        current: H5Object = self
+        for part in [p for p in path.split("/") if p]:
+            if not isinstance(current, Group):
+                raise KeyError(path)
+            current = current.child(part)
+        return current
+
+    @property
+    def too_deep(self) -> bool:
+        return bool(self._node.get("too_deep"))
+
+
+class Dataset(H5Object):
+    def __init__(self, file: "H5File", oid: str, name: str) -> None:
+        super().__init__(file, oid, name)
+        node = self._node
+        self.shape: tuple[int, ...] | None = None if node.get("shape") is None else tuple(int(n) for n in node["shape"])
+        try:
+            self.dtype = np.dtype(node.get("dtype"))
+        except (TypeError, ValueError):
+            self.dtype = np.dtype("V1")
+        self.is_string = bool(node.get("string"))
+        self.is_vlen_string = bool(node.get("vlen_string"))
+        self.external = node.get("external")
+        self.is_virtual = bool(node.get("virtual"))
+        self.chunks = node.get("chunks")
+        self.nfilters = int(node.get("nfilters") or 0)
+        self.storage_size = int(node.get("storage_size") or 0)
+        self.offset = node.get("offset")
+
+
+class Other(H5Object):
+    """A named datatype: neither a group nor data."""
+
+
+class H5File(Group):
+    """One HDF5 file as the worker described it; data reads go to the file or back to the worker."""
+
+    def __init__(self, source: Source, display: str, tree: dict[str, Any], worker: "_h5isolate.Worker | None") -> None:
+        self.source = source
+        self.display = display
+        self.tree = tree
+        self.driver = tree.get("driver")
+        self.userblock_size = int(tree.get("userblock_size") or 0)
+        self._worker = worker
+        self._objects: dict[tuple[str, str], H5Object] = {}
+        Group.__init__(self, self, str(tree["root"]), "/")
+
+    def make(self, oid: str, name: str) -> H5Object:
+        key = (oid, name)
+        if key not in self._objects:
+            node = self.tree["objects"].get(oid)
+            if node is None:
+                raise OSError(f"object {oid} is not in the description")
+            cls = {"g": Group, "d": Dataset}.get(node.get("t"), Other)
+            self._objects[key] = cls(self, oid, name)
+        return self._objects[key]
+
+    def worker(self) -> "_h5isolate.Worker":
+        """The worker with this file open (restarted if it was stopped)."""
+        if self._worker is None or self._worker._proc is None:
+            self._worker = _h5isolate.Worker(self.display)
+            _open_in(self._worker, self.source, self.display)
+        return self._worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __enter__(self) -> "H5File":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_in(worker: "_h5isolate.Worker", source: Source, display: str) -> dict[str, Any]:
+    header = {"op": "open", "source": {"path": source.path, "offset": source.offset, "size": source.size}}
+    try:
+        reply, _ = worker.request(header, source.data or b"", seconds=_h5isolate.METADATA_SECONDS,
+                                  memory=_h5isolate.METADATA_MEMORY, max_reply=0,
+                                  what="reading the file's structure")
+    except _h5isolate.WorkerError as exc:
+        raise CorruptArtifact(str(exc)) from None
+    tree = reply.get("tree")
+    if not isinstance(tree, dict) or not isinstance(tree.get("objects"), dict) or str(tree.get("root")) not in tree["objects"]:
+        raise CorruptArtifact(f"{display}: the HDF5 reader process returned no description of the file")
+    return tree
+
+
+# One description cached: format sniffing and opening ask about the same file in a row.
+_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def _cache_key(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def describe(source: Source, display: str, keep_worker: bool = False) -> H5File:
+    """Parse `source` in a worker; the description as an `H5File`."""
+    _h5isolate.check_h5py()
+    key = _cache_key(source.path) if source.data is None and source.size is None else None
+    if key is not None and key in _CACHE:
+        return H5File(source, display, _CACHE[key], None)
+    worker = _h5isolate.Worker(display)
+    try:
+        tree = _open_in(worker, source, display)
+    except CorruptArtifact as exc:
+        worker.close()
+        message = str(exc)
+        if message.startswith(display):
+            raise
+        raise CorruptArtifact(
+            f"{display}: HDF5 signature present but the file cannot be opened ({message}); "
+            "the file may be truncated or damaged"
+        ) from None
+    except BaseException:
+        worker.close()
+        raise
+    if key is not None:
+        _CACHE.clear()
+        _CACHE[key] = tree
+    if not keep_worker:
+        worker.close()
+        worker = None
+    return H5File(source, display, tree, worker)
+
+
+def sniff_h5(path: Path) -> H5File | None:
+    """The description of `path` when it is a readable HDF5 file, else None (never raises)."""
+    try:
+        if not path.is_file() or not has_hdf5_magic(path):
+            return None
+        return describe(Source(str(path)), str(path))
+    except Exception:  # sniffing must never raise on foreign or damaged files
+        return None
+
+
+def open_h5(source: str | Path | Source, display: str, expected: str) -> H5File:
+    """Open an HDF5 file read-only; anything the HDF5 library rejects becomes a one-line CorruptArtifact."""
     if isinstance(source, (str, Path)):
         if Path(source).is_dir():
             raise CorruptArtifact(f"{display}: is a directory; expected a file, {expected}")
@@ -74,37 +310,50 @@ def open_h5(source: str | Path | BinaryIO, display: str, expected: str):
             raise CorruptArtifact(f"{display}: cannot be read ({exc.strerror}); expected {expected}") from None
         if size == 0:
             raise CorruptArtifact(f"{display}: the file is empty; expected {expected}")
-    if not has_hdf5_magic(source):
+        source = Source(str(source))
+    if not _source_has_magic(source):
         raise CorruptArtifact(f"{display}: no HDF5 signature found (not an HDF5 file); expected {expected}")
     try:
-        return mod.File(source, "r")
-    except (OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CorruptArtifact(
-            f"{display}: HDF5 signature present but the file cannot be opened ({reason}); "
-            f"expected {expected}; the file may be truncated or damaged"
-        ) from None
+        return describe(source, display)
+    except CorruptArtifact as exc:
+        message = str(exc)
+        if "; expected" in message:
+            raise
+        raise CorruptArtifact(f"{message}; expected {expected}") from None
+
+
+def _source_has_magic(source: Source) -> bool:
+    import io
+
+    if source.data is not None:
+        return has_hdf5_magic(io.BytesIO(source.data))
+    if source.size is None:
+        return has_hdf5_magic(source.path)
+    try:
+        with open(source.path, "rb") as fh:
+            fh.seek(source.offset)
+            return has_hdf5_magic(io.BytesIO(fh.read(min(source.size, 8 + (512 << 19)))))
+    except OSError:
+        return False
+
+
+# -- walking -------------------------------------------------------------------------------
 
 
 def _refuse_link(kind: str, where: str, display: str) -> None:
     raise UnsafeArtifact(f"{display}: '{where}' is an HDF5 {kind}; ckit refuses links, expected plain groups and datasets")
 
 
-def _open_member(group: Any, name: str, path: str, display: str) -> Any:
+def _open_member(group: Group, name: str, path: str, display: str) -> H5Object:
     try:
-        return group[name]
+        return group.child(name)
     except (KeyError, OSError, ValueError) as exc:
         raise CorruptArtifact(f"{display}: cannot open HDF5 object '{path}' ({exc}); the file may be damaged") from None
 
 
-def _link_kind(group: Any, name: str) -> str:
-    mod = h5py()
-    link = group.get(name, default=None, getlink=True)
-    if isinstance(link, mod.SoftLink):
-        return "soft link"
-    if isinstance(link, mod.ExternalLink):
-        return "external link"
-    return "hard" if link is not None else "missing"
+def link_kind(group: Any, name: str) -> str:
+    """'hard', 'soft link', 'external link', 'broken' or 'missing'."""
+    return group.link_kind(name) if isinstance(group, Group) else "missing"
 
 
 def get_object(root: Any, path: str, display: str):
@@ -112,23 +361,23 @@ def get_object(root: Any, path: str, display: str):
     current = root
     parts = [p for p in path.split("/") if p]
     for i, part in enumerate(parts):
-        if not isinstance(current, h5py().Group):
+        if not isinstance(current, Group):
             return None
-        kind = _link_kind(current, part)
+        kind = current.link_kind(part)
         if kind == "missing":
             return None
-        if kind != "hard":
+        if kind not in ("hard", "broken"):
             base = getattr(root, "name", None) or ""
             _refuse_link(kind, base.rstrip("/") + "/" + "/".join(parts[: i + 1]), display)
         current = _open_member(current, part, path, display)
     return current
 
 
-def check_dataset(ds: Any, display: str) -> None:
+def check_dataset(ds: Dataset, display: str) -> None:
     """Refuse external, virtual and shape-bomb datasets (metadata only; reads no data)."""
     if ds.external:
         raise UnsafeArtifact(
-            f"{display}: dataset '{ds.name}' stores its data in external file(s) {ds.external[0][0]!r}; "
+            f"{display}: dataset '{ds.name}' stores its data in external file(s) {ds.external!r}; "
             "ckit refuses external datasets, expected data inside the file"
         )
     if ds.shape is None:
@@ -143,7 +392,7 @@ def check_dataset(ds: Any, display: str) -> None:
         )
     declared = math.prod(ds.shape or ()) * ds.dtype.itemsize
     if declared > BOMB_FLOOR_BYTES:
-        stored = ds.id.get_storage_size()
+        stored = ds.storage_size
         if declared > BOMB_MAX_EXPANSION * stored:
             raise UnsafeArtifact(
                 f"{display}: dataset '{ds.name}' declares {declared} bytes (shape {tuple(ds.shape)}) but stores "
@@ -151,29 +400,28 @@ def check_dataset(ds: Any, display: str) -> None:
             )
 
 
-def walk(root: Any, display: str) -> Iterator[tuple[str, Any]]:
+def walk(root: Group, display: str) -> Iterator[tuple[str, Any]]:
     """Every (path, object) below `root`, groups before their children, names in natural order.
 
     Links other than hard links are refused wherever they are; hard-link
     cycles are visited once.
     """
-    mod = h5py()
     seen: set[Any] = set()
 
-    def visit(group: Any, prefix: str, depth: int) -> Iterator[tuple[str, Any]]:
-        if depth > _MAX_DEPTH:
+    def visit(group: Group, prefix: str, depth: int) -> Iterator[tuple[str, Any]]:
+        if depth > _MAX_DEPTH or group.too_deep:
             raise CorruptArtifact(f"{display}: groups nested deeper than {_MAX_DEPTH} levels at '{prefix}'")
         for name in sorted(group.keys(), key=natural_key):
             path = f"{prefix}/{name}"
-            kind = _link_kind(group, name)
-            if kind not in ("hard", "missing"):
+            kind = group.link_kind(name)
+            if kind not in ("hard", "missing", "broken"):
                 _refuse_link(kind, path, display)
             obj = _open_member(group, name, path, display)
             if obj.id in seen:
                 continue
             seen.add(obj.id)
             yield path, obj
-            if isinstance(obj, mod.Group):
+            if isinstance(obj, Group):
                 yield from visit(obj, path, depth + 1)
 
     yield from visit(root, "", 0)
@@ -231,81 +479,148 @@ def as_list(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)]
 
 
-def dataset_dtype(ds: Any) -> str:
+def dataset_dtype(ds: Dataset) -> str:
     """ckit dtype name of a dataset, honouring Keras' `dtype="bfloat16"` marker attribute."""
     from ..dtypes import dtype_name
 
     marker = ds.attrs.get("dtype") if "dtype" in ds.attrs else None
     if marker is not None and decode(marker) == "bfloat16" and ds.dtype.itemsize == 2:
         return "bfloat16"
-    if h5py().check_string_dtype(ds.dtype) is not None or ds.dtype.kind in ("S", "O", "U"):
+    if ds.is_string or ds.dtype.kind in ("S", "O", "U"):
         return "string"
+    if ds.dtype.kind not in "biufc":
+        raise CorruptArtifact(
+            f"{ds.file.display}: dataset '{ds.name}' has HDF5 type {ds.dtype} (compound, opaque or reference); "
+            "expected numbers or strings; the file is damaged or was not written by Keras"
+        )
     return dtype_name(ds.dtype)
 
 
-def dataset_nbytes(ds: Any, dtype: str) -> int:
+def dataset_nbytes(ds: Dataset, dtype: str) -> int:
     """Bytes of the stored value without reading it (variable-length strings: bytes on disk)."""
-    if dtype == "string" and h5py().check_string_dtype(ds.dtype) is not None and ds.dtype.kind == "O":
-        return int(ds.id.get_storage_size())
+    if dtype == "string" and ds.is_vlen_string:
+        return ds.storage_size
     return int(math.prod(ds.shape or ()) * ds.dtype.itemsize)
 
 
-def tensor_info(ds: Any, key: str, name: str, role: str, layer: str | None, index: int | None) -> TensorInfo:
+def tensor_info(ds: Dataset, key: str, name: str, role: str, layer: str | None, index: int | None) -> TensorInfo:
     """The manifest entry of one dataset, from its metadata only."""
     dtype = dataset_dtype(ds)
     return TensorInfo(key=key, name=name, dtype=dtype, shape=tuple(ds.shape or ()),
                       nbytes=dataset_nbytes(ds, dtype), role=role, layer=layer, index=index)
 
 
-def _read_contiguous(ds: Any, display: str) -> np.ndarray | None:
-    """Read an unfiltered, contiguous numeric dataset straight from its bytes in the file.
+def _plain(dtype: np.dtype) -> bool:
+    """Numbers, or opaque fixed-size bytes (how Keras stores bfloat16, marked by an attribute)."""
+    return dtype.kind in "biufc" or (dtype.kind == "V" and dtype.fields is None and dtype.subdtype is None)
 
-    Keras writes weights this way.  h5py's general read path costs about three times a plain
-    read of the same bytes, which made it the slowest step of a conversion.  Anything unusual
-    (chunks, filters, a user block, a non-file driver, big-endian data) takes h5py's path.
+
+def _contiguous_span(ds: Dataset, display: str) -> tuple[int, int] | None:
+    """(absolute offset, bytes) of an unfiltered, contiguous numeric dataset's data in its file, or None.
+
+    Keras writes weights this way, and ckit reads them straight from the file: h5py's general
+    read path costs about three times a plain read, and the HDF5 library stays in its worker.
+    Anything unusual (chunks, filters, a user block, big-endian data) is read by the worker.
     """
-    f = ds.file
-    if f.driver != "sec2" or f.userblock_size or ds.chunks is not None or ds.dtype.kind not in "biufc":
+    source = ds.file.source
+    if ds.file.userblock_size or ds.chunks is not None or not _plain(ds.dtype) or ds.is_string:
         return None
-    if ds.dtype.byteorder == ">" or ds.id.get_create_plist().get_nfilters():
+    if ds.dtype.byteorder == ">" or ds.nfilters:
         return None
-    offset = ds.id.get_offset()
+    offset = ds.offset
     nbytes = int(math.prod(ds.shape or ())) * ds.dtype.itemsize
     if offset is None or nbytes == 0:
-        return None  # never written (all fill value) or empty: h5py knows what to return
-    size = os.path.getsize(f.filename)
-    if offset < 0 or offset + nbytes > size:
+        return None  # never written (all fill value) or empty: the worker knows what to return
+    size = source.length
+    if not isinstance(offset, int) or offset < 0 or offset + nbytes > size:
         raise CorruptArtifact(
             f"{display}: dataset '{ds.name}' claims bytes {offset}..{offset + nbytes} of a {size}-byte file; "
             "the file is truncated or damaged"
         )
-    out = np.empty(ds.shape or (), dtype=ds.dtype)
-    with open(f.filename, "rb", buffering=0) as handle:
-        handle.seek(offset)
-        got = handle.readinto(memoryview(out).cast("B"))
+    return offset, nbytes
+
+
+def _read_span(ds: Dataset, offset: int, nbytes: int, out: memoryview, display: str) -> None:
+    source = ds.file.source
+    if source.data is not None:
+        out[:] = memoryview(source.data)[offset:offset + nbytes]
+        return
+    with open(source.path, "rb", buffering=0) as handle:
+        handle.seek(source.offset + offset)
+        got = handle.readinto(out)
     if got != nbytes:
         raise CorruptArtifact(f"{display}: dataset '{ds.name}' ends after {got} of {nbytes} bytes; the file is truncated")
-    return out
 
 
-def read_dataset(ds: Any, display: str) -> np.ndarray:
+def iter_chunks(ds: Dataset, display: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[memoryview] | None:
+    """The raw bytes of a contiguous dataset in pieces of at most `chunk_bytes` (None: not contiguous)."""
+    check_dataset(ds, display)
+    span = _contiguous_span(ds, display)
+    if span is None:
+        return None
+    offset, nbytes = span
+
+    def pieces() -> Iterator[memoryview]:
+        buffer = bytearray(min(chunk_bytes, nbytes))
+        done = 0
+        while done < nbytes:
+            step = min(len(buffer), nbytes - done)
+            view = memoryview(buffer)[:step]
+            _read_span(ds, offset + done, step, view, display)
+            yield view
+            done += step
+
+    return pieces()
+
+
+def _read_in_worker(ds: Dataset, display: str) -> np.ndarray:
+    """A dataset h5py must decode (chunked, filtered, strings, fill value), read by the worker."""
+    declared = int(math.prod(ds.shape or ())) * max(ds.dtype.itemsize, 1)
+    source_size = ds.file.source.length
+    # Strings live in the file's heap (never more than the file); numbers are their declared size.
+    cap = source_size + (1 << 20) if ds.is_string else declared
+    seconds = _h5isolate.METADATA_SECONDS + _h5isolate.READ_SECONDS_PER_GIB * max(cap, 1) / (1 << 30)
+    worker = ds.file.worker()
+    try:
+        reply, data = worker.request({"op": "read", "path": ds.name}, seconds=seconds,
+                                     memory=_h5isolate.METADATA_MEMORY + 3 * cap, max_reply=cap,
+                                     what=f"reading dataset '{ds.name}'")
+    except _h5isolate.WorkerError as exc:
+        raise CorruptArtifact(
+            f"{display}: cannot read dataset '{ds.name}' ({exc}); the file may be truncated or damaged"
+        ) from None
+    shape = tuple(int(n) for n in reply.get("shape") or ())
+    if shape != tuple(ds.shape or ()):
+        raise CorruptArtifact(f"{display}: dataset '{ds.name}' read with shape {list(shape)}, declared {list(ds.shape or ())}")
+    if ds.is_string or "strings" in reply:
+        lengths = [int(n) for n in reply.get("strings") or []]
+        if sum(lengths) != len(data) or len(lengths) != math.prod(shape):
+            raise CorruptArtifact(f"{display}: dataset '{ds.name}' read back inconsistent strings")
+        out = np.empty(len(lengths), dtype=object)
+        pos = 0
+        for i, length in enumerate(lengths):
+            out[i] = bytes(data[pos:pos + length])
+            pos += length
+        return out.reshape(shape)
+    dtype = np.dtype(str(reply.get("dtype")))
+    if not _plain(dtype) or dtype.itemsize != ds.dtype.itemsize or len(data) != math.prod(shape) * dtype.itemsize:
+        raise CorruptArtifact(f"{display}: dataset '{ds.name}' read back {len(data)} bytes of {dtype}, not its declared size")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def read_dataset(ds: Dataset, display: str) -> np.ndarray:
     """A dataset's value as numpy (strings as an object array of bytes), after the safety checks."""
     check_dataset(ds, display)
     dtype = dataset_dtype(ds)
-    try:
-        if dtype == "string":
-            raw = ds[()]
-            arr = np.asarray(raw, dtype=object) if not isinstance(raw, bytes) else np.array(raw, dtype=object)
-            flat = [bytes(v) if isinstance(v, (bytes, np.bytes_)) else str(v).encode("utf-8") for v in arr.reshape(-1)]
-            out = np.empty(len(flat), dtype=object)
-            out[:] = flat
-            return out.reshape(arr.shape)
-        value = _read_contiguous(ds, display)
-        if value is None:
-            value = np.asarray(ds[()])
-    except (OSError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CorruptArtifact(f"{display}: cannot read dataset '{ds.name}' ({reason}); the file may be truncated or damaged") from None
+    span = None if dtype == "string" else _contiguous_span(ds, display)
+    if span is not None:
+        offset, nbytes = span
+        value = np.empty(ds.shape or (), dtype=ds.dtype)
+        _read_span(ds, offset, nbytes, memoryview(value).cast("B"), display)
+    else:
+        value = _read_in_worker(ds, display)
+    if dtype == "string":
+        return value
     if value.dtype.byteorder == ">":
         # Callers compare bytes across formats: hand out native little-endian values.
         value = value.astype(value.dtype.newbyteorder("<"))

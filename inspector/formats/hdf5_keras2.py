@@ -31,8 +31,7 @@ _EXPECT_EITHER = "a Keras .h5 weights or model file (model.save_weights('w.h5') 
 
 def _root_kind(f: Any) -> str | None:
     """'h5-model', 'h5-weights' or None, from root attributes and groups only (links are not followed)."""
-    h5py = _hdf5.h5py()
-    if isinstance(f.get("model_weights", getlink=True), h5py.HardLink) and (
+    if _hdf5.link_kind(f, "model_weights") == "hard" and (
             "model_config" in f.attrs or "layer_names" in f["model_weights"].attrs):
         return "h5-model"
     if "layer_names" in f.attrs or "layer_names0" in f.attrs:
@@ -41,11 +40,9 @@ def _root_kind(f: Any) -> str | None:
 
 
 def _sniff(path: Path, kind: str) -> bool:
+    f = _hdf5.sniff_h5(path)
     try:
-        if not path.is_file() or not _hdf5.has_hdf5_magic(path):
-            return False
-        with _hdf5.h5py().File(path, "r") as f:
-            return _root_kind(f) == kind
+        return f is not None and _root_kind(f) == kind
     except Exception:  # sniffing must never raise on foreign files
         return False
 
@@ -125,7 +122,7 @@ class KerasH5Reader(ReaderBase):
         except CkitError:
             self._file.close()
             raise
-        except Exception as exc:  # h5py raises many types on damaged files
+        except Exception as exc:  # a damaged description: any attribute may be missing or odd
             self._file.close()
             raise CorruptArtifact(f"{self.display}: cannot read the HDF5 structure ({exc}); expected {expected}") from None
 
@@ -133,7 +130,7 @@ class KerasH5Reader(ReaderBase):
         f = self._file
         # Walk everything first: links anywhere are refused before any of them is followed.
         everything = {path: obj for path, obj in _hdf5.walk(f, self.display)
-                      if isinstance(obj, _hdf5.h5py().Dataset)}
+                      if isinstance(obj, _hdf5.Dataset)}
         found = _root_kind(f)
         if found is None:
             attrs = sorted(f.attrs.keys())
@@ -175,7 +172,7 @@ class KerasH5Reader(ReaderBase):
         layer_names = _hdf5.as_list(_hdf5.read_attr(weights_root, "layer_names", self.display))
         for layer in layer_names:
             group = _hdf5.get_object(weights_root, layer, self.display)
-            if group is None or not isinstance(group, _hdf5.h5py().Group):
+            if group is None or not isinstance(group, _hdf5.Group):
                 raise CorruptArtifact(
                     f"{self.display}: layer '{layer}' is listed in layer_names but has no group at "
                     f"'{prefix}/{layer}'; expected one group per listed layer"
@@ -229,7 +226,7 @@ class KerasH5Reader(ReaderBase):
 
     def _dataset(self, group: Any, weight_name: str, key: str) -> Any:
         ds = _hdf5.get_object(group, weight_name, self.display)
-        if ds is None or not isinstance(ds, _hdf5.h5py().Dataset):
+        if ds is None or not isinstance(ds, _hdf5.Dataset):
             raise CorruptArtifact(
                 f"{self.display}: weight '{weight_name}' is listed in weight_names but '{key}' is "
                 f"{'missing' if ds is None else 'not a dataset'}; expected a dataset for every listed weight"

@@ -35,7 +35,7 @@ _NOT_LAYER_ATTRIBUTES = ("metrics", "compile_metrics", "compile_loss", "loss", "
 
 
 def looks_like_keras3(f: Any) -> bool:
-    """Cheap check on an open h5py.File: Keras 3 groups and no Keras 2 `layer_names`."""
+    """Cheap check on an opened HDF5 file: Keras 3 groups and no Keras 2 `layer_names`."""
     if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
         return False
     return any(name in f for name in _TOP_GROUPS)
@@ -133,10 +133,9 @@ class Keras3Layout:
             self._collect(f, shard, ordinal)
 
     def _collect(self, f: Any, shard: str | None, ordinal: int) -> None:
-        h5 = _hdf5.h5py()
         for path, obj in _hdf5.walk(f, self.display if shard is None else f"{self.display} (shard {shard})"):
             parent, _, base = path.rpartition("/")
-            if isinstance(obj, h5.Dataset):
+            if isinstance(obj, _hdf5.Dataset):
                 if path in self.datasets:
                     raise CorruptArtifact(
                         f"{self.display}: dataset '{path}' appears in shard {self.datasets[path].shard} and in "
@@ -144,7 +143,7 @@ class Keras3Layout:
                     )
                 _hdf5.check_dataset(obj, self.display)
                 self.datasets[path] = _Dataset(obj, shard)
-                offset = obj.id.get_offset()
+                offset = obj.offset
                 self._offsets[path] = (ordinal, float("inf") if offset is None else offset)
             else:
                 children = self.groups.setdefault(parent, [])
@@ -456,7 +455,7 @@ class Keras3WeightsReader(ReaderBase):
         except CkitError:
             self.close()
             raise
-        except Exception as exc:  # h5py raises many types on damaged files
+        except Exception as exc:  # a damaged description: any attribute may be missing or odd
             self.close()
             raise CorruptArtifact(f"{self.display}: cannot read the HDF5 structure ({exc}); expected {_EXPECT}") from None
 
@@ -545,8 +544,8 @@ class _Keras3WeightsFormat:
             if not path.is_file():
                 return False
             if _hdf5.has_hdf5_magic(path):
-                with _hdf5.h5py().File(path, "r") as f:
-                    return looks_like_keras3(f)
+                f = _hdf5.sniff_h5(path)
+                return f is not None and looks_like_keras3(f)
             if path.stat().st_size <= _MAX_JSON_BYTES and _is_json(path):
                 data = json.loads(path.read_bytes())
                 return isinstance(data, dict) and isinstance(data.get("weight_map"), dict)

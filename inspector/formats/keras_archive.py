@@ -1,20 +1,19 @@
 """The `.keras` archive (keras3-model): a zip of metadata.json, config.json and model.weights.h5.
 
 The weights member is read in place: a stored (uncompressed) member is handed
-to h5py as a window onto the zip file; a deflated one is read into memory
-after checking its declared size and compression ratio.  Nothing is extracted
+to the HDF5 worker as a window onto the zip file; a deflated one is read into
+memory after checking its declared size and compression ratio.  Nothing is extracted
 to disk, and `model.weights.npz` (whose values are pickles) is never loaded.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -34,38 +33,6 @@ MAX_JSON_BYTES = 64 << 20
 MAX_IN_MEMORY_BYTES = 4 << 30
 
 
-class _MemberWindow(io.RawIOBase):
-    """Read-only, seekable view of one stored zip member, so h5py reads it in place."""
-
-    def __init__(self, fh: BinaryIO, start: int, size: int) -> None:
-        self._fh, self._start, self._size, self._pos = fh, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        count = max(0, min(len(view), self._size - self._pos))
-        if count == 0:
-            return 0
-        self._fh.seek(self._start + self._pos)
-        data = self._fh.read(count)
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
 def _is_zip(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -81,7 +48,6 @@ class KerasArchiveReader(ReaderBase):
         self.path = path
         self.display = str(path)
         self._zip: zipfile.ZipFile | None = None
-        self._raw: BinaryIO | None = None
         self._h5: Any = None
         self._crc_checked = False
         self._crc_error: CkitError | None = None
@@ -90,7 +56,7 @@ class KerasArchiveReader(ReaderBase):
         except CkitError:
             self.close()
             raise
-        except Exception as exc:  # h5py/zipfile raise many types on damaged files
+        except Exception as exc:  # zipfile and a damaged description raise many types
             self.close()
             raise CorruptArtifact(f"{self.display}: cannot read the archive ({exc}); expected {_EXPECT}") from None
 
@@ -171,7 +137,7 @@ class KerasArchiveReader(ReaderBase):
         except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptArtifact(f"{self.display}: member {name} is not valid JSON ({exc}); expected {_EXPECT}") from None
 
-    def _weights_file(self) -> BinaryIO:
+    def _weights_file(self) -> _hdf5.Source:
         assert self._zip is not None
         info = self._zip.getinfo(_WEIGHTS)
         if info.flag_bits & 0x1:
@@ -181,12 +147,11 @@ class KerasArchiveReader(ReaderBase):
         self._check_member(_WEIGHTS, None if stored else MAX_IN_MEMORY_BYTES)
         if stored:
             start = self._data_offset(info)
-            self._raw = open(self.path, "rb")
-            if start + info.file_size > self._raw.seek(0, 2):
+            if start + info.file_size > self.path.stat().st_size:
                 raise CorruptArtifact(
                     f"{self.display}: member {_WEIGHTS} runs past the end of the file; the archive is truncated"
                 )
-            return _MemberWindow(self._raw, start, info.file_size)
+            return _hdf5.Source(str(self.path), start, info.file_size)
         try:
             with self._zip.open(info) as fh:
                 data = fh.read(info.file_size + 1)
@@ -201,7 +166,7 @@ class KerasArchiveReader(ReaderBase):
             raise CorruptArtifact(
                 f"{self.display}: member {_WEIGHTS} inflates to {len(data)} bytes, not the declared {info.file_size}"
             )
-        return io.BytesIO(data)
+        return _hdf5.Source(str(self.path), data=data)
 
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         # The local header repeats name and extra field with its own lengths.
@@ -254,13 +219,13 @@ class KerasArchiveReader(ReaderBase):
         return self._layout.read_chunks(key, chunk_elems)
 
     def close(self) -> None:
-        for closer in (self._h5, self._raw, self._zip):
+        for closer in (self._h5, self._zip):
             if closer is not None:
                 try:
                     closer.close()
                 except Exception:  # closing a broken file must not mask the real error
                     pass
-        self._h5 = self._raw = self._zip = None
+        self._h5 = self._zip = None
 
 
 class _KerasArchiveFormat:
