@@ -17,8 +17,9 @@ FORMAT_CHOICE = click.Choice(FORMAT_IDS)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--follow-links", is_flag=True, help="Read files an artifact reaches through symlinks leading out of its directory.")
 @click.version_option(package_name="ckit", prog_name="ckinspect")
-def cli(debug: bool) -> None:
+def cli(debug: bool, follow_links: bool) -> None:
     """Inspect Keras/TensorFlow checkpoints, weights files and saved models."""
 
 

@@ -147,9 +147,13 @@ def run(group: click.Group, argv: Sequence[str] | None, prog: str, filter_native
     # its C++ start-up chatter would bury ckit's one-line results; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = list(sys.argv[1:] if argv is None else argv)
-    # --debug is ckit's, not a command's: accepted anywhere on the line.
+    # --debug and --follow-links are ckit's, not a command's: accepted anywhere on the line.
     debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    if "--follow-links" in args:
+        from . import links
+
+        links.FOLLOW = True
+    args = [a for a in args if a not in ("--debug", "--follow-links")]
     with _termination_unwinds():
         if filter_native_logs and not debug:
             with native_logs_filtered(lazy=True):

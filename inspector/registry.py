@@ -132,11 +132,24 @@ def _is_checkpoint_prefix(path: Path) -> bool:
 
 
 def open_artifact(path: str | Path, format: str | None = None) -> ArtifactReader:
-    """Open the artifact at `path` (format detected unless given)."""
+    """Open the artifact at `path` (format detected unless given).
+
+    Files that lead out of the artifact through a symlink are refused unless
+    `inspector.links.FOLLOW` is set (the CLIs' --follow-links).
+    """
+    from . import links
+
     if format:
         refuse_special_file(Path(path))
+    links.check_before_open(path)
     fmt = get_format(format) if format else detect(path)
-    return fmt.open(Path(path))
+    reader = fmt.open(Path(path))
+    try:
+        links.check_files(path, [shard.path for shard in reader.manifest.shards])
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def read_manifest(path: str | Path, format: str | None = None) -> Manifest:

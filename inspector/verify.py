@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CkitError
-from .manifest import Manifest
+from typing import TYPE_CHECKING, Iterator
+
+from .errors import CkitError, CorruptArtifact
+from .manifest import Manifest, ShardInfo, TensorInfo
 from .registry import open_artifact
+
+if TYPE_CHECKING:  # verify hands numpy arrays around, but importing this module must not load numpy
+    import numpy as np
 
 # Formats whose tensor bytes carry no checksum at all: a flipped data byte reads back as a valid value.
 _NO_CHECKSUMS = {
@@ -53,21 +58,69 @@ class VerifyReport:
         }
 
 
+# Elements per piece when a tensor is streamed (4 MiB of float32): memory stays near this.
+CHUNK_ELEMS = 1 << 20
+
+
+def stream_tensor(reader: object, key: str, chunk_elems: int = CHUNK_ELEMS) -> Iterator[np.ndarray] | None:
+    """Tensor `key` as flat pieces (the readers' `read_chunks`), its checksum checked after the last.
+
+    None when the reader cannot stream this tensor (strings, partitioned variables, HDF5 data the
+    library must decode): read it whole with `read_tensor`.
+    """
+    stream = getattr(reader, "read_chunks", None)
+    return None if stream is None else stream(key, chunk_elems)
+
+
+def tensor_digest(reader: object, key: str, dtype: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...], int] | None:
+    """(numpy dtype string, shape, CRC32C of the little-endian bytes) of a stored tensor, in bounded memory.
+
+    The same triple as digesting the array `read_tensor` returns (converters.convert's check of
+    its own output); None when the tensor cannot be streamed.
+    """
+    from .crc32c import crc32c
+    from .dtypes import numpy_dtype
+
+    pieces = stream_tensor(reader, key)
+    if pieces is None:
+        return None
+    crc = 0
+    for piece in pieces:
+        if piece.dtype.byteorder == ">":
+            piece = piece.astype(piece.dtype.newbyteorder("<"))
+        crc = crc32c(memoryview(piece).cast("B"), crc)
+    return numpy_dtype(dtype).str, tuple(shape), crc
+
+
+def _missing_or_truncated(shard: ShardInfo, keys: list[str] | None = None) -> str:
+    """One line for an absent shard, with the tensors it holds counted when they are known."""
+    path = Path(shard.path)
+    which = f"the {_count(keys)} stored in it ({_listed(keys)})" if keys else "the tensors stored in it"
+    if path.is_file():
+        size = path.stat().st_size
+        return (f"file is truncated ({size} bytes, less than its tensors need), so {which} cannot be read; "
+                "copy the complete file again")
+    return (f"file is missing, so {which} cannot be read; expected every file the artifact names to be present "
+            "(copy the complete artifact)")
+
+
 def verify_artifact(path: str | Path, format: str | None = None) -> VerifyReport:
-    """Read every tensor (checking every checksum the format has); collect what fails."""
+    """Read every tensor (checking every checksum the format has); collect what fails.
+
+    Tensors are streamed where the reader can (peak memory near one piece of CHUNK_ELEMS). A cause shared
+    by many tensors (a missing or truncated shard) is reported once, with the tensors counted.
+    """
     problems: list[TensorProblem] = []
     checked = 0
     bytes_read = 0
     with open_artifact(path, format) as reader:
         manifest = reader.manifest
         # Missing files first: their tensors may not even be listed (a lost Keras 3 shard).
+        absent: dict[str, int] = {}  # shard path -> index in problems
         for shard in manifest.shards:
             if not shard.present:
-                problems.append(TensorProblem(
-                    shard.path,
-                    "file is missing, so the tensors stored in it cannot be read; expected every file the "
-                    "artifact names to be present (copy the complete artifact)",
-                ))
+                absent[shard.path] = len(problems)
+                problems.append(TensorProblem(shard.path, _missing_or_truncated(shard)))
         # Whole-file checks the format offers (a .keras member's CRC-32), once, before the tensors.
         integrity = getattr(reader, "check_integrity", None)
         if integrity is not None:
@@ -77,18 +130,61 @@ def verify_artifact(path: str | Path, format: str | None = None) -> VerifyReport
                 # Every tensor lives in the damaged file: one problem says it, not one per tensor.
                 problems.append(TensorProblem(manifest.path, str(exc)))
         tensors = () if problems and integrity is not None and problems[-1].key == manifest.path else manifest.tensors
+        causes: dict[str, list[str]] = {}  # one message with the tensor's name taken out -> tensors
         for tensor in tensors:
             try:
-                value = reader.read_tensor(tensor.key)
+                got = _check_tensor(reader, tensor)
             except CkitError as exc:
-                problems.append(TensorProblem(tensor.key, str(exc)))
+                message = str(exc)
+                cause = message.replace(repr(tensor.key), "{tensor}").replace(tensor.key, "{tensor}")
+                causes.setdefault(cause, []).append(tensor.key)
                 continue
             checked += 1
-            bytes_read += int(getattr(value, "nbytes", 0))
-            if tuple(value.shape) != tensor.shape:
+            bytes_read += got[0]
+            if got[1] is not None and tuple(got[1]) != tensor.shape:
                 problems.append(
-                    TensorProblem(tensor.key, f"read shape {list(value.shape)}, manifest says {list(tensor.shape)}")
+                    TensorProblem(tensor.key, f"read shape {list(got[1])}, manifest says {list(tensor.shape)}")
                 )
+        folded: dict[str, list[str]] = {}  # an absent shard -> tensors that failed because of it
+        for cause, keys in causes.items():
+            shard = next((p for p in absent if cause.startswith(f"{p}:")), None)
+            if shard is not None:
+                folded.setdefault(shard, []).extend(keys)
+            else:
+                problems.append(_grouped(cause, keys))
+        by_path = {shard.path: shard for shard in manifest.shards}
+        for shard, keys in folded.items():
+            problems[absent[shard]] = TensorProblem(shard, _missing_or_truncated(by_path[shard], keys))
     note = _NO_CHECKSUMS.get(manifest.format)
     return VerifyReport(manifest=manifest, checked=checked, bytes_read=bytes_read, problems=tuple(problems),
                         checksums=note is None, notes=(note,) if note else ())
+
+
+def _check_tensor(reader: object, tensor: TensorInfo) -> tuple[int, tuple[int, ...] | None]:
+    """(bytes read, shape read or None when streamed) of one tensor; raises CkitError on damage."""
+    pieces = stream_tensor(reader, tensor.key)
+    if pieces is None:
+        value = reader.read_tensor(tensor.key)  # type: ignore[attr-defined]
+        return int(getattr(value, "nbytes", 0)), tuple(value.shape)
+    count = 0
+    for piece in pieces:
+        count += piece.nbytes
+    if count != tensor.nbytes:
+        raise CorruptArtifact(f"tensor {tensor.key!r}: read {count} bytes; the manifest says {tensor.nbytes}")
+    return count, None
+
+
+def _count(keys: list[str]) -> str:
+    return f"{len(keys)} tensor" + ("" if len(keys) == 1 else "s")
+
+
+def _listed(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _grouped(cause: str, keys: list[str]) -> TensorProblem:
+    """One problem for every tensor that failed the same way."""
+    if len(keys) == 1:
+        return TensorProblem(keys[0], cause.replace("{tensor}", repr(keys[0])))
+    message = cause.replace("tensor {tensor}", _count(keys)).replace("{tensor}", "(each tensor)")
+    return TensorProblem(keys[0], f"{message} [{_count(keys)}: {_listed(keys)}]")

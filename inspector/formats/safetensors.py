@@ -18,6 +18,7 @@ import numpy as np
 from .. import keras_names as kn
 from ..dtypes import itemsize, numpy_dtype
 from ..errors import CorruptArtifact, MissingData, UnsupportedFeature
+from ..limits import check_fits, check_shape, too_large
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from .base import ReaderBase
 
@@ -141,7 +142,7 @@ class SafetensorsReader(ReaderBase):
         if not isinstance(entry, dict):
             raise CorruptArtifact(f"{where} has a {type(entry).__name__} entry; expected {{dtype, shape, data_offsets}}")
         tag = entry.get("dtype")
-        if tag not in DTYPES:
+        if not isinstance(tag, str) or tag not in DTYPES:
             raise UnsupportedFeature(f"{where} has dtype {tag!r}; expected one of {', '.join(DTYPES)}")
         shape = entry.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
@@ -156,6 +157,7 @@ class SafetensorsReader(ReaderBase):
                 f"{where} spans bytes [{begin}, {end}) but the data area holds {data_len}; the file is truncated or damaged"
             )
         dtype = DTYPES[tag]
+        check_shape(shape, itemsize(dtype) or 1, where)
         expected = math.prod(shape) * (itemsize(dtype) or 0)
         if end - begin != expected:
             raise CorruptArtifact(f"{where} holds {end - begin} bytes but {dtype} {shape} needs {expected}")
@@ -165,15 +167,21 @@ class SafetensorsReader(ReaderBase):
         if key not in self._entries:
             raise KeyError(key)
         dtype, shape, begin, end = self._entries[key]
+        where = f"{self.display}: tensor {key!r}"
+        check_fits(end - begin, where)
         try:
-            with open(self.path, "rb") as fh:
+            out = np.empty(shape, dtype=numpy_dtype(dtype))
+        except MemoryError:
+            raise too_large(where, end - begin) from None
+        try:
+            with open(self.path, "rb", buffering=0) as fh:
                 fh.seek(self._data_start + begin)
-                raw = fh.read(end - begin)
+                got = fh.readinto(memoryview(out).cast("B")) if end > begin else 0
         except OSError as exc:
             raise MissingData(f"{self.display}: cannot be read ({exc.strerror})") from None
-        if len(raw) != end - begin:
-            raise CorruptArtifact(f"{self.display}: tensor '{key}' is cut short; the file is truncated")
-        return np.frombuffer(raw, dtype=numpy_dtype(dtype)).reshape(shape).copy()
+        if got != end - begin:
+            raise CorruptArtifact(f"{where} is cut short; the file is truncated")
+        return out
 
     def read_chunks(self, key: str, chunk_elems: int) -> Iterator[np.ndarray]:
         if key not in self._entries:

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator
 from ..crc32c import crc32c, unmask
 from ..dtypes import TF_DTYPE_NAMES, itemsize, numpy_dtype
 from ..errors import ChecksumMismatch, CkitError, CorruptArtifact, MissingData, UnsupportedFeature
+from ..limits import check_fits, check_shape, too_large
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from .base import ReaderBase
 from .object_graph import strip_key
@@ -282,7 +283,8 @@ class BundleReader:
         dims = tuple(int(d.size) for d in entry.shape.dim)
         if any(d < 0 for d in dims):
             raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has negative dimension in shape {list(dims)}")
-        return dims
+        size = itemsize(self.dtype(key)) if int(entry.dtype) in TF_DTYPE_NAMES and int(entry.dtype) != _STRING else 1
+        return check_shape(dims, size or 1, f"{self.index_path}: tensor {key_text(key)!r}")
 
     def dtype(self, key: bytes) -> str:
         return dtype_label(int(self.entries[key].dtype))
@@ -371,8 +373,19 @@ class BundleReader:
             raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has offset {offset} and size {size}; expected non-negative")
         return shard_id, offset, size
 
-    def _raw(self, key: bytes, entry: Any) -> bytes:
+    def _stored_span(self, key: bytes, entry: Any) -> tuple[int, int, int, Any]:
+        """(shard, offset, size, map) of an entry, checked against the shard and the declared dtype x shape."""
         shard_id, offset, size = self._span(key, entry)
+        code = int(entry.dtype)
+        if code != _STRING and code in TF_DTYPE_NAMES and not entry.slices:
+            name = dtype_label(code)
+            width = itemsize(name) if name not in ("resource", "variant") else None
+            expected = math.prod(self.shape(key)) * width if width else None
+            if expected is not None and size != expected:
+                raise CorruptArtifact(
+                    f"{self.index_path}: tensor {key_text(key)!r} ({name} {list(self.shape(key))}) has {size} stored "
+                    f"bytes; expected {expected}"
+                )
         mapped = self._map(shard_id, key)
         available = len(mapped) if mapped is not None else 0
         if offset + size > available:
@@ -380,7 +393,15 @@ class BundleReader:
                 f"{self.shard_paths[shard_id]}: data shard is {available} bytes but tensor {key_text(key)!r} needs "
                 f"bytes {offset}..{offset + size}; the shard is truncated (copy it again)"
             )
-        data = mapped[offset : offset + size] if size else b""
+        return shard_id, offset, size, mapped
+
+    def _raw(self, key: bytes, entry: Any) -> bytes:
+        shard_id, offset, size, mapped = self._stored_span(key, entry)
+        check_fits(size, f"{self.shard_paths[shard_id]}: tensor {key_text(key)!r}")
+        try:
+            data = mapped[offset : offset + size] if size else b""
+        except MemoryError:
+            raise too_large(f"{self.shard_paths[shard_id]}: tensor {key_text(key)!r}", size) from None
         _release(mapped, offset, size)
         if int(entry.dtype) == _STRING:
             return data  # its checksum covers a re-encoding of the lengths: verified while decoding
@@ -552,6 +573,7 @@ class BundleReader:
 
         # Check every slice (extent, entry, stored size) before allocating the full tensor.
         pieces = self._slice_pieces(key, shape, entry)
+        check_fits(math.prod(shape) * itemsize(name), f"{self.index_path}: tensor {key_text(key)!r}")
         result = np.zeros(shape, dtype=numpy_dtype(name))
         for skey, sub, index, part_shape in pieces:
             result[index] = self._decode(skey, sub, part_shape, self._raw(skey, sub))

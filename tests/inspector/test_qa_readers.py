@@ -110,7 +110,7 @@ def test_missing_tf_data_shard_fails_verify(tmp_path: Path) -> None:
     manifest = read_manifest(tmp_path / "ckpt" / "weights")
     assert [s.present for s in manifest.shards] == [False]
     report = verify_artifact(tmp_path / "ckpt" / "weights")
-    assert any(p.key.endswith("weights.data-00000-of-00001") and p.message.startswith("file is missing, so the tensors")
+    assert any(p.key.endswith("weights.data-00000-of-00001") and p.message.startswith("file is missing, so the 11 tensors stored in it")
                for p in report.problems)
 
 
