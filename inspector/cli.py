@@ -56,7 +56,7 @@ def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, na
 @click.option("--format", "format_", type=FORMAT_CHOICE, help=FORMAT_HELP)
 def verify(path: str, as_json: bool, format_: str | None) -> int:
     """Read every byte of PATH and check every checksum; exit 1 naming each damaged tensor."""
-    from .render import human_bytes
+    from .render import escape, human_bytes
     from .verify import verify_artifact
 
     report = verify_artifact(path, format_)
@@ -64,14 +64,14 @@ def verify(path: str, as_json: bool, format_: str | None) -> int:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         for problem in report.problems:
-            click.echo(f"DAMAGED  {problem.key}: {problem.message}")
+            click.echo(escape(f"DAMAGED  {problem.key}: {problem.message}"))
         status = "OK" if report.ok else f"FAILED ({len(report.problems)} damaged)"
         click.echo(
-            f"{status}: {report.manifest.format} {report.manifest.path}: {report.checked} of "
+            f"{status}: {report.manifest.format} {escape(report.manifest.path)}: {report.checked} of "
             f"{len(report.manifest.tensors)} tensors read, {human_bytes(report.bytes_read)}"
         )
         for note in report.notes:
-            click.echo(f"note: {note}")
+            click.echo(escape(f"note: {note}"))
     return 0 if report.ok else 1
 
 

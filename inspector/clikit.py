@@ -142,6 +142,13 @@ def _termination_unwinds() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _printable(text: object) -> str:
+    """A message with names that were not valid UTF-8 (or control characters) escaped."""
+    from .render import escape
+
+    return escape(text)
+
+
 def run(group: click.Group, argv: Sequence[str] | None, prog: str, filter_native_logs: bool = False) -> int:
     # Where a command does load TensorFlow (SavedModel output, config translation, validation),
     # its C++ start-up chatter would bury ckit's one-line results; a user's own setting wins.
@@ -181,19 +188,19 @@ def _run(group: click.Group, args: list[str], prog: str, debug: bool) -> int:
     except CkitError as exc:
         if debug:
             raise
-        click.echo(f"{prog}: error: {exc}", err=True)
+        click.echo(f"{prog}: error: {_printable(exc)}", err=True)
         return 1
     except OSError as exc:
         if debug:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        click.echo(f"{prog}: error: {where}{exc.strerror or exc}", err=True)
+        click.echo(_printable(f"{prog}: error: {where}{exc.strerror or exc}"), err=True)
         return 1
     except Exception as exc:  # a bug in ckit: still one line, unless --debug
         if debug:
             raise
         click.echo(
-            f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback "
+            f"{prog}: internal error: {type(exc).__name__}: {_printable(exc)} (rerun with --debug for the traceback "
             "and report it)",
             err=True,
         )

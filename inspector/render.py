@@ -12,6 +12,34 @@ from typing import Any
 from .manifest import Manifest
 
 
+def escape(text: object) -> str:
+    """`text` safe to print: bytes that were not UTF-8 (kept as surrogate escapes) shown as `\\xNN`,
+    other lone surrogates as `\\udXXX`, control characters (a terminal's escape sequences) as `\\xNN`.
+
+    `--json` output keeps names exact instead: JSON's `\\udcNN` escapes decode back to the
+    original bytes with Python's `surrogateescape` (see docs/MANIFEST.md).
+    """
+    text = str(text)
+    if text.isprintable():
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        elif not ch.isprintable() and ch != " ":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def human_bytes(count: int) -> str:
     """1536 -> '1.5 KiB' (binary units, one decimal)."""
     value = float(count)
@@ -35,7 +63,7 @@ def render_table(manifest: Manifest) -> str:
     roles = ", ".join(f"{count} {role}" for role, count in totals["by_role"].items()) or "none"
     lines = [
         f"format:     {manifest.format}",
-        f"path:       {manifest.path}",
+        f"path:       {escape(manifest.path)}",
         f"producer:   {_producer_line(dict(manifest.producer))}",
         f"tensors:    {totals['tensors']} ({roles})",
         f"parameters: {totals['parameters']:,}",
@@ -52,7 +80,7 @@ def render_table(manifest: Manifest) -> str:
     lines.append("")
     header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
     rows = [
-        (t.key, t.name, t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
+        (escape(t.key), escape(t.name), t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
         for t in manifest.tensors
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -61,10 +89,10 @@ def render_table(manifest: Manifest) -> str:
         lines.append("  ".join(cells).rstrip())
     missing = [s for s in manifest.shards if not s.present]
     for shard in missing:
-        lines.append(f"note: data shard missing or incomplete: {shard.path}")
+        lines.append(f"note: data shard missing or incomplete: {escape(shard.path)}")
     for note in manifest.notes:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
+        lines.append(f"note: {escape(note)}")
+    return "\n".join(escape(line) for line in lines)
 
 
 def render_json(manifest: Manifest) -> str:
