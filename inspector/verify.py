@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import os
 from typing import TYPE_CHECKING, Iterator
 
 from .errors import CkitError, CorruptArtifact
@@ -119,7 +120,8 @@ def verify_artifact(path: str | Path, format: str | None = None) -> VerifyReport
         absent: dict[str, int] = {}  # shard path -> index in problems
         for shard in manifest.shards:
             if not shard.present:
-                absent[shard.path] = len(problems)
+                if not os.path.lexists(shard.path) or os.path.isfile(shard.path):
+                    absent[shard.path] = len(problems)  # missing or truncated: its tensors' errors fold into this line
                 problems.append(TensorProblem(shard.path, _missing_or_truncated(shard)))
         # Whole-file checks the format offers (a .keras member's CRC-32), once, before the tensors.
         integrity = getattr(reader, "check_integrity", None)

@@ -176,7 +176,7 @@ class SafetensorsReader(ReaderBase):
         try:
             with open(self.path, "rb", buffering=0) as fh:
                 fh.seek(self._data_start + begin)
-                got = fh.readinto(memoryview(out).cast("B")) if end > begin else 0
+                got = fh.readinto(out.reshape(-1).view(np.uint8)) if end > begin else 0  # ml_dtypes have no buffer format
         except OSError as exc:
             raise MissingData(f"{self.display}: cannot be read ({exc.strerror})") from None
         if got != end - begin:
