@@ -18,6 +18,8 @@ Both plans take the manifest and one reader; tensors stream one at a time, and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from .writers.base import WriteOptions, WriteResult
 
 FLAT_TARGETS = frozenset({"safetensors", "npz"})
 LAYOUTS = ("keep", "keras")
+GRAPH_METADATA = "ckit.object_graph"  # safetensors metadata: the source checkpoint's object graph, base64
 # Sources whose keys and object graph a tf-checkpoint output can keep as they are.
 _PASSTHROUGH_SOURCES = ("tf-checkpoint", "saved-model")
 
@@ -193,8 +196,12 @@ def plan_flat(
     by_key, name_notes = flat_names(manifest, tensors, names)
     entries, map_notes = _apply_map([FlatEntry(by_key[t.key], t) for t in tensors], name_map)
     notes = name_notes + map_notes + notes
-    if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
-        notes.append(f"the checkpoint's object graph is not carried: {target} holds tensors only")
+    has_graph = any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors)
+    if has_graph and not (names == "keys" and target == "safetensors"):
+        notes.append(
+            f"the checkpoint's object graph is not carried: {target} holds tensors only "
+            "(safetensors with --names keys keeps it, to convert back into the same checkpoint)"
+        )
     if not entries:
         raise UnsupportedFeature(
             f"{manifest.path}: no tensors left to write (roles: {manifest.totals['by_role']}); expected at least "
@@ -206,6 +213,12 @@ def plan_flat(
     roles = {e.name: e.tensor.role for e in entries if e.tensor.role != "weight"}
     if roles:
         metadata["ckit.roles"] = json.dumps(roles, sort_keys=True)
+    if has_graph and names == "keys" and target == "safetensors":
+        # Path names plus the graph are the whole checkpoint: kept in the metadata, the file converts
+        # back into a checkpoint that the source's tf.train.Checkpoint code restores.
+        renamed = {e.tensor.key: e.name + VARIABLE_SUFFIX for e in entries if e.tensor.key.endswith(VARIABLE_SUFFIX)}
+        graph, _ = _rewrite_graph(_graph_bytes(read), renamed, manifest.path)
+        metadata[GRAPH_METADATA] = base64.b64encode(graph).decode("ascii")
     layers = _layer_record(manifest, entries)
     if layers is not None:
         # safetensors keeps names, not order: the model's layers and weight order go on record so the
@@ -234,8 +247,10 @@ def wants_passthrough(manifest: Manifest, target: str, layout: str | None, model
         return False
     if manifest.format == "tf-checkpoint":
         return True
-    if manifest.format in FLAT_TARGETS and not manifest.layers and layout is None:
-        return True  # flat tensors no Keras model owns: a name-based checkpoint, as a TF1 Saver reads
+    if manifest.format in FLAT_TARGETS and layout is None and (not manifest.layers or _has_recorded_graph(manifest)):
+        # A checkpoint ckit flattened with its graph goes back to that checkpoint; flat tensors no Keras
+        # model owns become a name-based checkpoint, as a TF1 Saver reads it.
+        return True
     return manifest.format == "saved-model" and (layout == "keep" or not manifest.layers)
 
 
@@ -259,16 +274,22 @@ def plan_passthrough(
     # A TF2 key is `<path>/.ATTRIBUTES/VARIABLE_VALUE`: a renamed path keeps the suffix.
     keys = {e.name: e.name + VARIABLE_SUFFIX if e.tensor.key.endswith(VARIABLE_SUFFIX) else e.name for e in entries}
     graph = None
-    if any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
-        raw = read(OBJECT_GRAPH_KEY)
+    recorded = _recorded_graph(manifest)
+    if recorded is not None:
+        # A flat file ckit wrote with path names keeps the checkpoint's graph: the keys it lists come back.
+        listed = _attribute_keys(recorded, manifest.path)
+        keys = {e.name: e.name + VARIABLE_SUFFIX if e.name + VARIABLE_SUFFIX in listed else e.name for e in entries}
+        graph, _ = _rewrite_graph(recorded, {k: k for k in keys.values()}, manifest.path)
+        notes.append(f"the object graph recorded in the {manifest.format} file is restored with its keys")
+    elif any(t.key == OBJECT_GRAPH_KEY for t in manifest.tensors):
         graph, graph_note = _rewrite_graph(
-            bytes(np.asarray(raw).reshape(-1)[0]), {e.tensor.key: keys[e.name] for e in entries}, manifest.path
+            _graph_bytes(read), {e.tensor.key: keys[e.name] for e in entries}, manifest.path
         )
         if graph_note:
             notes.append(graph_note)
     elif manifest.format == "saved-model":
         notes.append("the SavedModel's variables have no object graph: written as a name-based (TF1) checkpoint")
-    elif manifest.format in FLAT_TARGETS:
+    elif manifest.format in FLAT_TARGETS and recorded is None:
         notes.append(
             f"{manifest.format} holds no object graph: written as a name-based (TF1) checkpoint keyed by the "
             "tensor names (tf.compat.v1.train.Saver and tf.train.load_checkpoint read it)"
@@ -278,6 +299,34 @@ def plan_passthrough(
         notes.append(f"{len(partitioned)} partitioned variable(s) written whole (e.g. '{partitioned[0]}')")
     return FlatPlan(target="tf-checkpoint", manifest=manifest, read=read, entries=entries, notes=notes, graph=graph,
                     out_keys=keys)
+
+
+def _graph_bytes(read: Callable[[str], np.ndarray]) -> bytes:
+    return bytes(np.asarray(read(OBJECT_GRAPH_KEY)).reshape(-1)[0])
+
+
+def _has_recorded_graph(manifest: Manifest) -> bool:
+    return bool((manifest.metadata.get("safetensors_metadata") or {}).get(GRAPH_METADATA))
+
+
+def _recorded_graph(manifest: Manifest) -> bytes | None:
+    """The object graph a ckit safetensors file recorded in its metadata (None when there is none)."""
+    text = (manifest.metadata.get("safetensors_metadata") or {}).get(GRAPH_METADATA)
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise CorruptArtifact(
+            f"{manifest.path}: metadata '{GRAPH_METADATA}' is not base64; expected the object graph ckit recorded; "
+            "convert from the original checkpoint, or to a flat target"
+        ) from None
+
+
+def _attribute_keys(data: bytes, where: str) -> set[str]:
+    from inspector.formats.object_graph import parse_graph
+
+    return {a.checkpoint_key for node in parse_graph(data, where).nodes for a in node.attributes}
 
 
 def _unescape(segment: str) -> str:
