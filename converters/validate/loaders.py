@@ -23,9 +23,10 @@ BATCH = 1024
 class Predictor:
     """A reloaded model as a function from inputs to logits, named by the loader that made it."""
 
-    def __init__(self, function: Callable[[np.ndarray], np.ndarray], loader: str) -> None:
+    def __init__(self, function: Callable[[np.ndarray], np.ndarray], loader: str, model: Any = None) -> None:
         self._function = function
         self.loader = loader
+        self.model = model  # the framework's model object, where the loader made one
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._function(x)
@@ -34,13 +35,11 @@ class Predictor:
 def load(loader: str, fmt: str, path: Path, fresh_model: Callable[[str], Any], frameworks: dict[str, Any]) -> Predictor:
     """Reload `path` (format `fmt`) with `loader`; `fresh_model(framework)` builds the untrained training model."""
     framework, verb = loader.split(".")[0], loader.split(".")[-1]
-    if fmt == "tf-checkpoint":
-        path = checkpoint_prefix(path)
+    if fmt == "tf-checkpoint" and verb == "load_weights":
+        return restore_checkpoint(loader, checkpoint_prefix(path), fresh_model(framework), frameworks)
     if verb == "load_weights":
         model = fresh_model(framework)
-        status = model.load_weights(str(path))
-        if fmt == "tf-checkpoint" and status is not None:
-            status.assert_nontrivial_match()
+        model.load_weights(str(path))
     elif verb == "load_model":
         keras_module = frameworks[framework]
         keras_module.backend.clear_session()
@@ -53,7 +52,69 @@ def load(loader: str, fmt: str, path: Path, fresh_model: Callable[[str], Any], f
         model.set_weights(safetensors_in_model_order(path, model, framework))
     else:  # pragma: no cover - the loader tables hold only the verbs above
         raise ValueError(loader)
-    return Predictor(lambda x: predict(model, x, framework, frameworks), loader)
+    return Predictor(lambda x: predict(model, x, framework, frameworks), loader, model)
+
+
+def restore_checkpoint(loader: str, prefix: Path, model: Any, frameworks: dict[str, Any]) -> Predictor:
+    """A TF checkpoint into `model`, the way it was written: `save_weights` layout or `tf.train.Checkpoint(NAME=model)`.
+
+    Every float weight is set to NaN first and must hold a number afterwards: TensorFlow's own
+    match assertions pass when only the optimizer matched, which left an untrained model as
+    the "baseline" of a `tf.train.Checkpoint(model=..., optimizer=...)`.
+    """
+    tf = frameworks["tf"]
+    framework = loader.split(".")[0]
+    holder = checkpoint_holder(prefix)
+    for weight in model.weights:
+        value = np.asarray(weight.numpy())
+        if np.issubdtype(value.dtype, np.floating):
+            weight.assign(np.full_like(value, np.nan))
+    if holder:
+        tf.train.Checkpoint(**{holder: model}).restore(str(prefix)).expect_partial()
+        loader = f"tf.train.Checkpoint({holder}={framework} model).restore"
+    else:
+        model.load_weights(str(prefix)).expect_partial()
+    missed = [w.name for w in model.weights if np.isnan(np.asarray(w.numpy(), dtype=np.float64)).any()]
+    if missed:
+        raise MappingError(
+            f"{prefix}: {len(missed)} of the model's {len(model.weights)} weights (e.g. {missed[0]}) are not in the "
+            f"checkpoint{f' under {holder!r}' if holder else ''}; expected a checkpoint of this model "
+            "(pass the --model factory that built it)"
+        )
+    return Predictor(lambda x: predict(model, x, framework, frameworks), loader, model)
+
+
+def checkpoint_holder(prefix: Path) -> str:
+    """'' when the checkpoint's root is the model (`save_weights`), else the root's child that holds it.
+
+    `tf.train.Checkpoint(model=m, optimizer=o)` puts the model one level down, under the keyword
+    it was given; the holder is the one root child whose own children are Keras layers.
+    """
+    from inspector.formats.object_graph import parse_graph
+    from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY, BundleReader, key_bytes
+
+    bundle = BundleReader(prefix)
+    try:
+        if key_bytes(OBJECT_GRAPH_KEY) not in bundle.entries:
+            return ""  # a TF1 name-based checkpoint: load_weights matches by name
+        graph = parse_graph(bundle.read_strings(OBJECT_GRAPH_KEY)[0], str(prefix))
+    finally:
+        bundle.close()
+    nodes = graph.nodes
+
+    def is_layer_name(name: str) -> bool:
+        return name.startswith(("layer_with_weights-", "layer-"))
+
+    if any(is_layer_name(child.local_name) for child in nodes[0].children):
+        return ""
+    holders = [c.local_name for c in nodes[0].children if any(is_layer_name(g.local_name) for g in nodes[c.node_id].children)]
+    if len(holders) != 1:
+        names = sorted(c.local_name for c in nodes[0].children)
+        raise MappingError(
+            f"{prefix}: cannot tell which object holds the Keras model (root objects: {', '.join(names)}); "
+            "expected a save_weights checkpoint or a tf.train.Checkpoint with one Keras model in it"
+        )
+    return holders[0]
 
 
 def saved_model_signature(path: Path, tf: Any) -> Predictor:
@@ -95,14 +156,10 @@ def detect_format(path: Path) -> str:
 
 
 def checkpoint_prefix(path: Path) -> Path:
-    """A TF checkpoint's prefix from the prefix, its `.index` file, or a directory holding one checkpoint."""
-    if path.name.endswith(".index"):
-        return path.with_name(path.name[: -len(".index")])
-    if path.is_dir():
-        indexes = sorted(path.glob("*.index"))
-        if len(indexes) == 1:
-            return indexes[0].with_name(indexes[0].name[: -len(".index")])
-    return path
+    """A TF checkpoint's prefix from the prefix, its `.index` file, or a directory (its `checkpoint` state file's latest)."""
+    from inspector.formats.tf_bundle import resolve_prefix
+
+    return resolve_prefix(path)
 
 
 def safetensors_in_model_order(path: Path, model: Any, framework: str) -> list[np.ndarray]:

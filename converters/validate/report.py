@@ -15,7 +15,8 @@ JSON_SCHEMA_VERSION = 1
 class Result:
     """One artifact reloaded by one loader and evaluated: a row of the matrix.
 
-    `ok` is None for a row that was skipped (the reason is in `note`).
+    `ok` is None for a row that was skipped (the reason is in `note`); `limitation` marks a skipped
+    row whose framework cannot load what another framework wrote (not a ckit failure).
     `source == target` marks an artifact the framework itself saved, not a conversion.
     """
 
@@ -27,9 +28,12 @@ class Result:
     max_abs_logit_diff: float | None = None
     ok: bool | None = None
     note: str = ""
+    limitation: bool = False
 
     @property
     def status(self) -> str:
+        if self.ok is None and self.limitation:
+            return "limit"
         return {True: "OK", False: "FAIL", None: "skip"}[self.ok]
 
     @property
@@ -52,6 +56,7 @@ class Report:
     artifact: str | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    baseline_source: str = ""  # where the baseline came from when it was not computed in this run
 
     @property
     def failures(self) -> tuple[Result, ...]:
@@ -85,14 +90,19 @@ def format_matrix(report: Report) -> str:
         lines.append("  ".join(cells + [row[-1]]).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths) + "  --")
-    counts = {status: sum(1 for r in report.results if r.status == status) for status in ("OK", "FAIL", "skip")}
+    counts = {status: sum(1 for r in report.results if r.status == status) for status in ("OK", "FAIL", "skip", "limit")}
     verdict = "PASSED" if report.ok else "FAILED"
+    source = f"; {report.baseline_source}" if report.baseline_source else ""
     title = (
-        f"baseline ({report.model} on {report.dataset}, {report.backend}, {report.device}): "
+        f"baseline ({report.model} on {report.dataset}, {report.backend}, {report.device}{source}): "
         f"loss {report.baseline_loss:.4f}, accuracy {report.baseline_accuracy:.4f}"
     )
+    limits = (
+        f", {counts['limit']} framework limitation(s) (a framework cannot load a file another framework wrote; "
+        "not a conversion failure)" if counts["limit"] else ""
+    )
     footer = (
-        f"{verdict}: {counts['OK']} OK, {counts['FAIL']} failed, {counts['skip']} skipped "
+        f"{verdict}: {counts['OK']} OK, {counts['FAIL']} failed, {counts['skip']} skipped{limits} "
         f"(OK = same accuracy as the baseline and every logit within {report.tolerance:g}; "
         "target '=' is the artifact as the framework saved it)"
     )
@@ -104,6 +114,7 @@ def to_dict(report: Report) -> dict[str, Any]:
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "baseline": {"accuracy": report.baseline_accuracy, "loss": report.baseline_loss},
+        "baseline_source": report.baseline_source,
         "device": report.device,
         "backend": report.backend,
         "model": report.model,
@@ -122,6 +133,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "max_abs_logit_diff": r.max_abs_logit_diff,
                 "ok": r.ok,
                 "note": r.note,
+                "framework_limitation": r.limitation,
             }
             for r in report.results
         ],
@@ -142,6 +154,7 @@ def from_dict(data: dict[str, Any]) -> Report:
         tolerance=data.get("tolerance", 0.0),
         seconds=data.get("seconds", 0.0),
         notes=tuple(data.get("notes", ())),
+        baseline_source=data.get("baseline_source", ""),
         results=tuple(
             Result(
                 source=r["source"],
@@ -152,6 +165,7 @@ def from_dict(data: dict[str, Any]) -> Report:
                 max_abs_logit_diff=r["max_abs_logit_diff"],
                 ok=r["ok"],
                 note=r.get("note", ""),
+                limitation=r.get("framework_limitation", False),
             )
             for r in data["results"]
         ),

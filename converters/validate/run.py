@@ -26,7 +26,7 @@ from inspector.errors import CkitError, MissingDependency
 
 from ..datasets import load_dataset
 from .scoring import failure_reason
-from .matrix import BACKENDS, DEFAULT_MODEL, DEFAULT_TOLERANCE, DEVICES
+from .matrix import BACKENDS, DEFAULT_MODEL, DEVICES
 from .report import Report, format_matrix, from_dict, to_dict, write_json, write_tensorboard
 
 
@@ -44,7 +44,7 @@ class ValidateOptions:
     epochs: int = 1
     batch_size: int = 32
     seed: int = 0
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: float | None = None  # None: DEFAULT_TOLERANCE, or RECORDED_TOLERANCE against a recorded baseline
     json_path: str | None = None  # "-" is stdout (handled by main_validate)
     logdir: str | None = None
     workdir: str | None = None  # keep every artifact here instead of a temporary directory

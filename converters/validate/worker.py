@@ -24,10 +24,21 @@ from inspector.errors import CkitError, MappingError
 
 from ..datasets import Dataset
 from ..naming import call_factory, load_model_factory
+from . import limitations, sources
 from . import loaders as loading
-from . import sources
 from .frameworks import describe_device, import_frameworks
-from .matrix import KERAS3_LOADERS, MODEL_FORMATS, NEEDS_TF_TO_WRITE, TARGETS, TF_LOADERS, first_line, no_loader_reason, target_path
+from .matrix import (
+    DEFAULT_TOLERANCE,
+    KERAS3_LOADERS,
+    MODEL_FORMATS,
+    NEEDS_TF_TO_WRITE,
+    RECORDED_TOLERANCE,
+    TARGETS,
+    TF_LOADERS,
+    first_line,
+    no_loader_reason,
+    target_path,
+)
 from .report import Report, Result, to_dict
 from .run import ValidateOptions
 from .scoring import max_abs_diff, metrics, passes
@@ -41,6 +52,13 @@ class Worker:
         self.workdir = Path(spec["workdir"])
         self.notes: list[str] = []
         self.results: list[Result] = []
+        # Which framework saved each source ("tf_keras" or "keras"; absent for a user's artifact) ...
+        self.writers: dict[str, str] = {}
+        # ... and the error each loader gave on a framework-saved file it cannot load, by (loader, format).
+        self.refusals: dict[tuple[str, str], str] = {}
+        self.tolerance = self.options.tolerance
+        self.sources: dict[str, Path] = {}
+        self.baseline_source = ""
         self.factory = load_model_factory(self.model_spec)
         self.tamper = load_model_factory(self.options.tamper) if self.options.tamper else None
         with np.load(spec["data_path"]) as archive:
@@ -94,15 +112,27 @@ class Worker:
 
     # -- the story ----------------------------------------------------------------------------
     def run(self) -> Report:
-        if self.options.artifact is None:
-            baseline, found = sources.train_and_save(self)
-        else:
+        found_recorded = None
+        if self.options.artifact is not None:
             baseline, found = sources.load_user_artifact(self, Path(self.options.artifact))
+        elif not self.has_tf_keras and (found_recorded := sources.recorded(self)) is not None:
+            baseline, found, self.baseline_source = found_recorded
+        else:
+            baseline, found = sources.train_and_save(self)
+        if self.tolerance is None:
+            self.tolerance = RECORDED_TOLERANCE if found_recorded is not None else DEFAULT_TOLERANCE
+        self.sources = found
         base_acc, base_loss = metrics(baseline, self.data.y_test)
         plan = self.plan(found)
         self._steps = sum(len(self.loaders(target)) or 1 for _, target, _ in plan)
-        for source, target, path in plan:
+        # The files as the frameworks saved them go first: a loader's refusal of one is what tells a
+        # framework limitation from a conversion failure on the rows converted into that format.
+        rows: list[tuple[int, list[Result]]] = []
+        for index, (source, target, path) in sorted(enumerate(plan), key=lambda item: item[1][0] != item[1][1]):
+            before = len(self.results)
             self.validate_target(source, target, path, baseline, base_acc)
+            rows.append((index, self.results[before:]))
+        self.results = [result for _, results in sorted(rows, key=lambda item: item[0]) for result in results]
         if not self.has_tf_keras:
             self.notes.append(
                 f"TensorFlow rows skipped: the {self.backend} backend runs Keras 3 only; "
@@ -113,7 +143,8 @@ class Worker:
             baseline_loss=base_loss,
             device=self.device,
             results=tuple(self.results),
-            tolerance=self.options.tolerance,
+            tolerance=self.tolerance,
+            baseline_source=self.baseline_source,
             backend=self.backend,
             model=self.model_spec,
             dataset=self.data.name,
@@ -145,8 +176,14 @@ class Worker:
                 return
         if not loaders:
             self.progress(source, target, "-")
-            self.results.append(Result(source, target, "-", ok=None,
-                                       note=f"converted and verified by ckit; {no_loader_reason(target, self.backend)}"))
+            if source == target:  # e.g. Keras 3 and a tf_keras SavedModel: what the conversions are for
+                saved = f"the {target} {self.writers[source]} saved" if source in self.writers else "this artifact"
+                self.results.append(Result(source, target, "-", ok=None, limitation=True,
+                                           note=f"framework limitation: Keras 3 has no loader for {saved} "
+                                                f"(needs tf_keras, absent from the {self.backend} run); the rows converted from it are checked"))
+            else:
+                self.results.append(Result(source, target, "-", ok=None,
+                                           note=f"converted and verified by ckit; {no_loader_reason(target, self.backend)}"))
             return
         for loader in loaders:
             self.progress(source, target, loader)
@@ -157,7 +194,7 @@ class Worker:
             from ..convert import convert
         except ImportError as exc:
             return None, (None, f"ckit's converter is not available ({first_line(exc)})")
-        src = Path(self.options.artifact) if self.options.artifact is not None else target_path(self.workdir / "sources" / source, source)
+        src = self.sources[source]
         dst = target_path(self.workdir / "converted" / f"{source}-to-{target}", target)
         try:
             # ckit builds the training model from the factory to take names and config from it.  A
@@ -184,13 +221,13 @@ class Worker:
             predictor = self.load(loader, target, path)
             logits = predictor(self.data.x_test)
         except Exception as exc:  # noqa: BLE001 - a framework refusing a file is what this row reports
-            return Result(source, target, loader, ok=False, note=f"reload failed: {type(exc).__name__}: {first_line(exc)}")
+            return limitations.classify(self, source, target, loader, path, f"{type(exc).__name__}: {first_line(exc)}")
         if logits.shape != baseline.shape:
             return Result(source, target, predictor.loader, ok=False,
                           note=f"outputs have shape {logits.shape}, the baseline's {baseline.shape}")
         accuracy, loss = metrics(logits, self.data.y_test)
         diff = max_abs_diff(logits, baseline)
-        ok = passes(accuracy, diff, base_acc, self.options.tolerance)
+        ok = passes(accuracy, diff, base_acc, self.tolerance)
         return Result(source, target, predictor.loader, accuracy=accuracy, loss=loss, max_abs_logit_diff=diff, ok=ok)
 
     # -- progress -----------------------------------------------------------------------------
