@@ -1,8 +1,9 @@
 """The validator: train, save in every format, convert with ckit, reload with the framework's own loader, compare.
 
     parent (run.py):     check options, load data -> data.npz -> worker (python -m converters.validate --worker SPEC)
-    worker (worker.py):  sources.py (train and save / the user's artifact) -> convert -> loaders.py (reload)
-                         -> scoring.py (against the baseline) -> result.json
+    worker (worker.py):  sources.py (train and save / recorded tf_keras fixtures / the user's artifact)
+                         -> convert -> loaders.py (reload) -> scoring.py (against the baseline)
+                         -> limitations.py (a refusal: the framework's limitation or ckit's failure) -> result.json
     parent (run.py):     result.json -> report.py's Report -> matrix on stdout, --json, --logdir
 
 `matrix.py` says which formats and loaders make up the matrix; `frameworks.py` imports

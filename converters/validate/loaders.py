@@ -55,16 +55,17 @@ def load(loader: str, fmt: str, path: Path, fresh_model: Callable[[str], Any], f
     return Predictor(lambda x: predict(model, x, framework, frameworks), loader, model)
 
 
-def restore_checkpoint(loader: str, prefix: Path, model: Any, frameworks: dict[str, Any]) -> Predictor:
+def restore_checkpoint(loader: str, prefix: Path, model: Any, frameworks: dict[str, Any], holder: str | None = None) -> Predictor:
     """A TF checkpoint into `model`, the way it was written: `save_weights` layout or `tf.train.Checkpoint(NAME=model)`.
 
     Every float weight is set to NaN first and must hold a number afterwards: TensorFlow's own
     match assertions pass when only the optimizer matched, which left an untrained model as
-    the "baseline" of a `tf.train.Checkpoint(model=..., optimizer=...)`.
+    the "baseline" of a `tf.train.Checkpoint(model=..., optimizer=...)`.  `holder`: the root's
+    child that holds the model ('' for the root itself); found from the object graph when None.
     """
     tf = frameworks["tf"]
     framework = loader.split(".")[0]
-    holder = checkpoint_holder(prefix)
+    holder = checkpoint_holder(prefix) if holder is None else holder
     for weight in model.weights:
         value = np.asarray(weight.numpy())
         if np.issubdtype(value.dtype, np.floating):
