@@ -2,9 +2,11 @@
 
 Readers already tell, per tensor, its canonical Keras 2 variable name
 ("dense_1/kernel"), the top-level layer that owns it and its position among
-that layer's weights.  This module turns that flat list into the layer tree
-writers need (nested models, RNN cells), attaches the model config where the
-source has one, and - when the artifact alone cannot decide - lets a training
+that layer's weights.  This module groups that flat list into one node per
+top-level layer (nested models, RNN cells) and attaches the model config; the
+rules of each layout family (Keras 1, CuDNN, wrappers, composite layers, TF
+checkpoint paths) live in `converters.layouts`, one module each, and the
+`--model` path in `converters.live`.  When the artifact alone cannot decide, a training
 model given with `--model module:function` be the authority.
 """
 
@@ -21,6 +23,7 @@ from inspector.errors import MappingError
 from inspector.manifest import Manifest, TensorInfo
 
 from .layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
+from .layouts.checkpoint import tracked_paths, with_tracked_names
 from .model_config import config_layers, model_config_of, training_config_of
 
 
@@ -109,7 +112,7 @@ def layout_from_manifest(
         for name, tensors in grouped
     )
     if manifest.format in ("tf-checkpoint", "saved-model"):
-        layers = _with_tracked_names(layers, [tensors for _, tensors in grouped])
+        layers = with_tracked_names(layers, [tensors for _, tensors in grouped])
     layers, read = _refined(manifest, layers, read, config, target)
     notes = []
     if manifest.metadata.get("layer_order") == "guessed":
@@ -132,26 +135,13 @@ def _refined(
     configs = layer_configs(config["config"]) if config else {}
     derived = Derived()
     version = manifest.producer.get("keras_version")
-    tracked = _tracked_paths(manifest)
+    tracked = tracked_paths(manifest)
     out = []
     for node in layers:
         ctx = Context(config=configs.get(node.name), keras_version=str(version) if version else None,
                       target=target, derived=derived, tracked_paths=tracked)
         out.append(refine(node, ctx))
     return tuple(out), (derived.reader(read) if derived else read)
-
-
-def _tracked_paths(manifest: Manifest) -> dict[str, list[str]]:
-    """Source key -> the object path below its top-level layer, for TF checkpoint keys
-    (`layer_with_weights-0/layer/kernel/.ATTRIBUTES/...` -> `["layer", "kernel"]`)."""
-    if manifest.format not in ("tf-checkpoint", "saved-model"):
-        return {}
-    out = {}
-    for tensor in manifest.model_weights():
-        if "/.ATTRIBUTES/" in tensor.key:
-            path = [_unescape_local_name(p) for p in tensor.key.split("/.ATTRIBUTES/", 1)[0].split("/")]
-            out[tensor.key] = path[1:]
-    return out
 
 
 _KERAS3_GROUP = re.compile(r"/?layers/([^/]+)/")
@@ -184,51 +174,6 @@ def _class_from_group(tensors: list[TensorInfo]) -> str | None:
     from inspector.keras_names import class_for_group
 
     return class_for_group(groups.pop())
-
-
-def _unescape_local_name(name: str) -> str:
-    """Undo trackable_utils.escape_local_name ("." -> "..", "/" -> ".S")."""
-    return re.sub(r"\.(\.|S)", lambda m: "." if m.group(1) == "." else "/", name)
-
-
-def _with_tracked_names(layers: tuple[LayerNode, ...], tensors: list[list[TensorInfo]]) -> tuple[LayerNode, ...]:
-    """Keep the names a TF checkpoint tracks its top-level layers under (a subclassed model's
-    attributes: `enc/kernel/.ATTRIBUTES/...`), so a checkpoint written from it matches the model.
-    Position-based names (`layer_with_weights-N`) are what the writer derives anyway."""
-    from dataclasses import replace
-
-    edges = [_edge_at([(t.key, t.name) for t in layer_tensors], 0) for layer_tensors in tensors]
-    named = [e for e in edges if e is not None]
-    if len(set(named)) != len(named):  # one object holds several layers (tf.train.Checkpoint(model=...))
-        return layers
-    out = []
-    for node, edge in zip(layers, edges):
-        if edge and node.is_container and node.children:
-            # Layers the file groups under one attribute: a list of layers (`blocks/0/kernel/...`).
-            inner = [_edge_at([(w.source_key, w.name) for w in child.flat_weights()], 1) for child in node.children]
-            if all(inner) and len(set(inner)) == len(inner):
-                node = replace(node, children=tuple(replace(c, tracked_as=e) for c, e in zip(node.children, inner)))
-        out.append(replace(node, tracked_as=edge) if edge else node)
-    return tuple(out)
-
-
-def _edge_at(keys: list[tuple[str, str]], depth: int) -> str | None:
-    """The object name all these checkpoint keys (with their variables' names) share at `depth`,
-    unless it is position-based.  Only keys that end in the variable's own attribute
-    (`enc/kernel/.ATTRIBUTES/...` for `dense/kernel`) track layers by name; a SavedModel's
-    `variables/12/...` lists variables, not layers."""
-    if not keys or not all("/.ATTRIBUTES/" in key for key, _ in keys):
-        return None
-    paths = [key.split("/.ATTRIBUTES/", 1)[0].split("/") for key, _ in keys]
-    if any(len(path) <= depth + 1 for path in paths):  # the name must be an object above the variable
-        return None
-    if any(_unescape_local_name(path[-1]) != name.rsplit("/", 1)[-1] for path, (_, name) in zip(paths, keys)):
-        return None
-    names = {path[depth] for path in paths}
-    name = names.pop() if len(names) == 1 else None
-    if name is None or _POSITIONAL_EDGE.fullmatch(name):
-        return None
-    return _unescape_local_name(name)
 
 
 def _layout(
@@ -353,204 +298,5 @@ _MODULE_FOR = {
 }
 
 
-def layout_from_model(
-    model: Any,
-    manifest: Manifest,
-    read: Callable[[str], np.ndarray],
-    schema: str,
-) -> ModelLayout:
-    """Match the source's weights to a live model's weights in order, checking every shape.
-
-    The model decides names, classes, nesting and config; the artifact only
-    supplies values, taken in the order the source lists its model weights.
-    """
-    from .layouts import Derived
-
-    source = manifest.model_weights()
-    if manifest.metadata.get("keras1_layout"):
-        # Keras 1 keeps an LSTM's gates in 12 tensors: pair the model with the merged weights instead.
-        merged = layout_from_manifest(manifest, read)
-        source = [TensorInfo(key=r.source_key, name=r.name, dtype=r.dtype, shape=r.shape, nbytes=0)
-                  for r in merged.flat_weights()]
-        read = merged.read
-    nodes: list[LayerNode] = []
-    position = 0
-    tracked = _tracked_names(model) if schema == "keras2" else {}
-    derived = Derived()
-    for layer in _weighted_layers(model):
-        node, position = _model_node(layer, source, position, manifest.path, tracked, schema, derived)
-        nodes.append(node)
-    if derived:
-        read = derived.reader(read)
-    if position != len(source):
-        raise MappingError(
-            f"{manifest.path}: the artifact has {len(source)} model weights but the model given with --model "
-            f"has {position}; expected the same architecture; check the --model factory"
-        )
-    layout = _layout(manifest, read, tuple(nodes), _live_config(model, schema))
-    if layout.training_config is None and schema == "keras2":
-        # The factory compiled the model: its training setup is the user's statement of it.
-        from dataclasses import replace
-
-        layout = replace(layout, training_config=_live_training_config(model))
-    return layout
-
-
-def _live_training_config(model: Any) -> dict[str, Any] | None:
-    """tf_keras's own record of how a compiled model trains (what `save("x.h5")` stores)."""
-    try:
-        from tf_keras.src.saving.legacy import saving_utils
-
-        metadata = saving_utils.model_metadata(model, include_optimizer=True, require_config=False)
-        return json.loads(json.dumps(metadata.get("training_config"), default=_json_scalar)) or None
-    except Exception:  # an uncompiled model, or a tf_keras without this helper: nothing to carry
-        return None
-
-
-def _json_scalar(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else str(value)
-
-
-def _weighted_layers(model: Any) -> list[Any]:
-    return [layer for layer in model.layers if layer.weights]
-
-
-def _variable_name(variable: Any) -> str:
-    # tf_keras: "dense/kernel:0"; Keras 3: variable.path "dense/kernel".
-    name = getattr(variable, "path", None) or variable.name
-    return name[:-2] if name.endswith(":0") else name
-
-
-_POSITIONAL_EDGE = re.compile(r"layer_with_weights-\d+")
-# Objects that hold tracked layers without being layers: lists and dicts of layers on a subclassed model.
-_MAX_WRAPPER_DEPTH = 3
-
-
-def _tracked_names(model: Any) -> dict[int, str]:
-    """id(layer) -> the child name (a "/" path through list/dict wrappers) under which `model`
-    tracks it in a TF checkpoint (tf_keras `_trackable_children`): a subclassed model's attribute
-    ("enc"), a Functional or Sequential model's `layer_with_weights-N`."""
-    found: dict[int, str] = {}
-
-    def visit(obj: Any, prefix: str, depth: int) -> None:
-        try:
-            children = obj._trackable_children()
-        except Exception:  # noqa: BLE001 - not a trackable of this TF, or one that cannot list children
-            return
-        for name, child in children.items():
-            edge = f"{prefix}{name}"
-            if type(child).__name__.endswith("Wrapper"):  # ListWrapper, _DictWrapper (they list weights too)
-                if depth < _MAX_WRAPPER_DEPTH:
-                    visit(child, edge + "/", depth + 1)
-            elif hasattr(child, "weights") and hasattr(child, "trainable_weights"):  # a layer
-                known = found.get(id(child))
-                # Functional models track each layer twice ("layer-3", "layer_with_weights-1"): the
-                # checkpoint keys use the latter, and a subclassed model's first attribute otherwise.
-                if known is None or (_POSITIONAL_EDGE.fullmatch(name) and not _POSITIONAL_EDGE.fullmatch(known)):
-                    found[id(child)] = edge
-
-    visit(model, "", 0)
-    return found
-
-
-def _model_node(
-    layer: Any,
-    source: list[TensorInfo],
-    position: int,
-    path: str,
-    tracked: dict[int, str] | None = None,
-    schema: str = "keras2",
-    derived: Any = None,
-) -> tuple[LayerNode, int]:
-    from .layouts import Context, Derived, refine
-
-    derived = derived if derived is not None else Derived()
-    class_name = type(layer).__name__
-    tracked_as = (tracked or {}).get(id(layer))
-    sub_layers = [l for l in getattr(layer, "layers", []) if l.weights] if class_name in CONTAINER_CLASSES else []
-    if sub_layers:
-        inner = _tracked_names(layer) if schema == "keras2" else {}
-        children = []
-        for sub in sub_layers:
-            child, position = _model_node(sub, source, position, path, inner, schema, derived)
-            children.append(child)
-        node = LayerNode(name=layer.name, class_name=class_name, children=tuple(children), tracked_as=tracked_as)
-        return node, position
-    refs = []
-    ctx = Context(config=_live_layer_config(layer), target="live", derived=derived)
-    relaid = _relaid_rnn(layer, source[position:position + 3], ctx)
-    if relaid is not None:
-        refs, position = relaid, position + 3
-    for variable in layer.weights[len(refs):]:
-        if position >= len(source):
-            raise MappingError(
-                f"{path}: the model given with --model has more weights than the artifact (ran out at layer "
-                f"'{layer.name}'); expected the same architecture; check the --model factory"
-            )
-        tensor = source[position]
-        expected = tuple(int(d) for d in variable.shape)
-        if tuple(tensor.shape) != expected:
-            raise MappingError(
-                f"{path}: tensor '{tensor.key}' has shape {list(tensor.shape)} but layer '{layer.name}' of "
-                f"the --model expects {list(expected)} for '{_variable_name(variable)}'; expected the same "
-                "architecture; check the --model factory"
-            )
-        refs.append(WeightRef(_variable_name(variable), tensor.dtype, tensor.shape, tensor.key))
-        position += 1
-    if class_name in RNN_CLASSES and getattr(layer, "cell", None) is not None:
-        cell = LayerNode(name=layer.cell.name, class_name=type(layer.cell).__name__, weights=tuple(refs))
-        return LayerNode(name=layer.name, class_name=class_name, children=(cell,), tracked_as=tracked_as), position
-    node = LayerNode(name=layer.name, class_name=class_name, weights=tuple(refs), tracked_as=tracked_as)
-    # Wrapped and composite layers (TimeDistributed, MultiHeadAttention): where their loaders track them.
-    return refine(node, ctx), position
-
-
-def _live_layer_config(layer: Any) -> dict[str, Any] | None:
-    try:
-        return {"class_name": type(layer).__name__, "config": layer.get_config()}
-    except Exception:  # noqa: BLE001 - a custom layer without get_config: its class still travels
-        return {"class_name": type(layer).__name__, "config": {}}
-
-
-def _relaid_rnn(layer: Any, tensors: list[TensorInfo], ctx: Any) -> list[WeightRef] | None:
-    """The source's three RNN tensors re-laid for the model's layer, when one side is CuDNN
-    (CuDNNLSTM weights for an LSTM of the --model, or the other way round); None when the layouts match."""
-    from .layouts import cudnn
-
-    class_name = type(layer).__name__
-    family = {"LSTM": "LSTM", "CuDNNLSTM": "LSTM", "GRU": "GRU", "CuDNNGRU": "GRU"}.get(class_name)
-    if family is None or len(tensors) != 3 or len(layer.weights) != 3:
-        return None
-    found = cudnn.layout_of([tuple(t.shape) for t in tensors])
-    if found is None or found[0] != family:
-        return None
-    if class_name.startswith("CuDNN"):
-        wanted = "cudnn"
-    elif family == "LSTM":
-        wanted = "standard"
-    else:
-        wanted = "gru-reset-after" if getattr(layer, "reset_after", False) else "gru-reset-before"
-    if found[1] == wanted or "cudnn" not in (found[1], wanted):
-        return None
-    if "gru-reset-before" in (found[1], wanted):
-        raise MappingError(
-            f"layer '{layer.name}' of the --model is {class_name}{'(reset_after=False)' if wanted != 'cudnn' else ''} "
-            f"but the artifact's weights for it are {'CuDNNGRU' if found[1] == 'cudnn' else 'GRU(reset_after=False)'}; "
-            "tf_keras converts CuDNNGRU weights only to and from GRU(reset_after=True); build the GRU with "
-            "reset_after=True"
-        )
-    names = [_variable_name(v) for v in layer.weights]
-    refs = [weight_ref(t) for t in tensors]
-    base = names[0].rsplit("/", 1)[0]
-    return cudnn.convert_refs(refs, family, from_cudnn=found[1] == "cudnn", base=base, ctx=ctx)
-
-
-def _live_config(model: Any, schema: str) -> dict[str, Any] | None:
-    try:
-        if schema == "keras3":
-            import keras
-
-            return {"schema": "keras3", "config": keras.saving.serialize_keras_object(model)}
-        return {"schema": "keras2", "config": json.loads(model.to_json())}
-    except Exception:  # a model without a serialisable config still converts weights
-        return None
+# The --model path (a live model as the authority) lives with the other live-model pairing.
+from .live import layout_from_model  # noqa: E402,F401  re-exported for callers of naming
