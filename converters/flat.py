@@ -466,10 +466,15 @@ def plan_conversion(
             f"--layout keep was given, but {manifest.path} is {manifest.format}, which has no checkpoint layout to "
             "keep; expected a tf-checkpoint or saved-model source; drop --layout"
         )
+    plan = None
     if target in FLAT_TARGETS and model is None:
-        return plan_flat(manifest, read, target, names=names, name_map=name_map, weights_only=weights_only)
-    if wants_passthrough(manifest, target, layout, model):
-        return plan_passthrough(manifest, read, name_map=name_map, weights_only=weights_only)
+        plan = plan_flat(manifest, read, target, names=names, name_map=name_map, weights_only=weights_only)
+    elif wants_passthrough(manifest, target, layout, model):
+        plan = plan_passthrough(manifest, read, name_map=name_map, weights_only=weights_only)
+    if plan is not None:
+        if manifest.metadata.get("state_file_note"):
+            plan.notes.insert(0, str(manifest.metadata["state_file_note"]))
+        return plan
     for given, option in ((name_map is not None, "--map"), (names != "keras", f"--names {names}")):
         if given:
             raise UnsupportedFeature(

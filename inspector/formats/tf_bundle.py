@@ -763,6 +763,7 @@ class BundleArtifact(ReaderBase):
             notes.append("the object graph could not be read: roles and names are guessed from the keys")
         if found_beside:
             notes.append(found_beside)
+            metadata["state_file_note"] = found_beside  # conversions repeat it: the user must know what was read
         given = Path(path)
         if given.name.endswith(INDEX_SUFFIX) or DATA_SUFFIX_RE.search(given.name):
             notes.append(f"read as the checkpoint prefix {self.prefix} (the path named one of its files)")

@@ -393,3 +393,13 @@ def test_safetensors_with_path_names_converts_back_into_the_same_checkpoint(tf, 
     for key in reader_a.get_variable_to_shape_map():
         if key != "_CHECKPOINTABLE_OBJECT_GRAPH":
             assert _same(np.asarray(reader_a.get_tensor(key)), np.asarray(reader_b.get_tensor(key))), key
+
+
+@pytest.mark.parametrize("name", ["foreign_posix", "foreign_windows"])
+def test_foreign_state_file_checkpoint_restores(tf, tmp_path, name):
+    out = tmp_path / "ckpt"
+    result = convert(fixture_path("nonkeras", name), out)
+    assert any("does not exist here; read the checkpoint of that name beside it" in n for n in result.notes)
+    w, b = tf.Variable(np.zeros((2, 3), np.float32)), tf.Variable(np.zeros(3, np.float32))
+    tf.train.Checkpoint(w=w, b=b).restore(str(out)).assert_nontrivial_match()  # written with .write(): no save_counter
+    assert _same(w.numpy(), np.arange(6, dtype=np.float32).reshape(2, 3)) and _same(b.numpy(), np.ones(3, np.float32))
