@@ -256,8 +256,13 @@ class H5ModelWriter:
         import h5py
 
         dst = Path(dst)
+        notes: list[str] = []
         if (layout.model_config or {}).get("schema") == "keras3":
-            return write_keras3_legacy_h5(layout, dst, options)
+            import importlib.util
+
+            if importlib.util.find_spec("tf_keras") is None:  # a Keras 3 only machine: Keras 3's own .h5
+                return write_keras3_legacy_h5(layout, dst, options)
+            layout, notes = _as_tf_keras_layout(layout)
         config = keras2_model_config(layout)  # refuse before creating any file
         # The config is copied into the file as is: refuse Lambda bytecode and custom classes, exactly
         # as the SavedModel writer does (the raw config still has `module` / `registered_name`).
@@ -265,7 +270,6 @@ class H5ModelWriter:
 
         check_keras2_config((layout.model_config or {}).get("config") or {})
         check_keras2_config(config)
-        notes: list[str] = []
         with h5py.File(dst, "w") as f:
             # tf_keras writes these two as str (UTF-8) and the JSON ones as bytes (ASCII).
             f.attrs["backend"] = BACKEND
@@ -296,6 +300,28 @@ class H5ModelWriter:
                     f"optimizer state ({len(layout.optimizer)} tensors) left out as asked (include_optimizer off)"
                 )
         return WriteResult(paths=(dst,), notes=tuple(notes))
+
+
+def _as_tf_keras_layout(layout: ModelLayout) -> tuple[ModelLayout, list[str]]:
+    """A Keras 3 source's layout with its config and compile config translated for tf_keras."""
+    from dataclasses import replace
+
+    from ..keras2_config import tf_keras_model_config
+
+    k2 = tf_keras_model_config(layout)
+    notes = list(k2.notes)
+    if layout.optimizer:
+        notes.append(
+            f"optimizer state ({len(layout.optimizer)} tensors) dropped: Keras 3 optimizer variables are not "
+            "carried into a tf_keras .h5 model; it loads with a fresh optimizer"
+        )
+    translated = replace(
+        layout,
+        model_config={"schema": "keras2", "config": k2.config},
+        training_config=k2.training_config,
+        optimizer=(),
+    )
+    return translated, notes
 
 
 def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions) -> WriteResult:

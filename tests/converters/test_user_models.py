@@ -347,11 +347,12 @@ def test_keras3_custom_names_reshard_without_model(tmp_path):
     _assert_same_outputs(got, want, _inputs((2, 8, 8, 3)))
 
 
-# -- 5. Keras 3 source -> h5-model says which loader opens it ------------------------------------------
+# -- 5. Keras 3 source -> h5-model opens in tf_keras (translated config) and in Keras 3 -----------------
 
 
-def test_keras3_source_to_h5_model_says_it_is_keras3_schema(tmp_path):
+def test_keras3_source_to_h5_model_opens_in_tf_keras_and_keras3(tmp_path):
     import keras
+    import tf_keras
 
     want = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="relu"), keras.layers.Dense(2)])
     want.compile(optimizer="adam", loss="mse")
@@ -359,12 +360,13 @@ def test_keras3_source_to_h5_model_says_it_is_keras3_schema(tmp_path):
     want.save(str(tmp_path / "src.keras"))
     result = convert(tmp_path / "src.keras", tmp_path / "o" / "model.h5", to="h5-model")
     notes = " | ".join(result.notes)
-    assert ("Keras 3 source: written in Keras 3's own .h5 schema; open it with keras.models.load_model, or pass "
-            "--model built with tf_keras for a tf_keras full model") in result.notes
-    assert "optimizer state" in notes and "tf_keras optimizer" not in notes
+    assert "optimizer state" in notes and "dropped" in notes
     got = keras.models.load_model(str(tmp_path / "o" / "model.h5"), compile=False)
     _assert_same_weights(got, want)
     _assert_same_outputs(got, want, _inputs((3, 4)))
+    legacy = tf_keras.models.load_model(str(tmp_path / "o" / "model.h5"))
+    np.testing.assert_allclose(legacy(_inputs((3, 4))).numpy(), np.asarray(want(_inputs((3, 4)))), atol=1e-5)
+    assert type(legacy.optimizer).__name__ == "Adam"
 
 
 # -- 6. subclassed tf_keras -> saved-model with --model ------------------------------------------------
