@@ -26,7 +26,7 @@ from inspector.errors import CkitError, MissingDependency
 
 from ..datasets import load_dataset
 from .scoring import failure_reason
-from .matrix import BACKENDS, DEFAULT_MODEL, DEVICES
+from .matrix import BACKENDS, DEFAULT_MODEL, DEVICES, TARGETS
 from .report import Report, format_matrix, from_dict, to_dict, write_json, write_tensorboard
 
 
@@ -53,6 +53,8 @@ class ValidateOptions:
     # artifact before it is reloaded: lets a test plant a fault and see the validator catch it.
     tamper: str | None = None
     timeout_s: float | None = None
+    # Convert only into these formats (each source is still reloaded as saved); None: every format.
+    targets: tuple[str, ...] | None = None
 
 
 def run_validation(options: ValidateOptions) -> Report:
@@ -66,6 +68,9 @@ def run_validation(options: ValidateOptions) -> Report:
         )
     if options.artifact is not None and not _artifact_exists(Path(options.artifact)):
         raise errors.MissingData(f"artifact {options.artifact} does not exist; pass the path of a saved model or weights")
+    unknown = sorted(set(options.targets or ()) - set(TARGETS))
+    if unknown:
+        raise CkitError(f"targets {', '.join(unknown)} are not formats the validator checks; expected some of: {', '.join(TARGETS)}")
     if options.device not in DEVICES:
         raise CkitError(f"--device {options.device} is not known; expected one of: {', '.join(DEVICES)}")
     backend = resolve_backend(options.backend)

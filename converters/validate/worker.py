@@ -157,7 +157,8 @@ class Worker:
         plan: list[tuple[str, str, Path | None]] = []
         for source, path in found.items():
             plan.append((source, source, path))
-            plan.extend((source, target, None) for target in TARGETS if target != source)
+            wanted = self.options.targets or TARGETS
+            plan.extend((source, target, None) for target in TARGETS if target != source and target in wanted)
         return plan
 
     def validate_target(self, source: str, target: str, path: Path | None, baseline: np.ndarray, base_acc: float) -> None:

@@ -265,6 +265,11 @@ def test_backend_not_installed():
         run_validation(ValidateOptions(backend="torch"))
 
 
+def test_unknown_target():
+    with pytest.raises(CkitError, match=r"targets onnx are not formats the validator checks; expected some of: h5-weights, "):
+        run_validation(ValidateOptions(targets=("onnx", "h5-model")))
+
+
 def test_workdir_must_be_empty(tmp_path):
     (tmp_path / "old.txt").write_text("keep me")
     with pytest.raises(CkitError, match=r"workdir .* is not empty; expected an empty or new directory for the artifacts"):

@@ -42,8 +42,13 @@ def _tokens(tmp_path):
 def test_keras3_refusing_tf_keras_lstm_is_the_frameworks_limitation(tmp_path, capfd):
     report = run_validation(ValidateOptions(artifact=str(ROOT / "fixtures/lstm/tf_keras/weights.h5"),
                                             model="converters.zoo:lstm_model", data=_tokens(tmp_path),
-                                            device="cpu", backend="tensorflow", progress=False))
+                                            device="cpu", backend="tensorflow", targets=("h5-model",), progress=False))
     capfd.readouterr()
+    assert [(r.source, r.target, r.loader) for r in report.results] == [
+        ("h5-weights", "h5-weights", "tf_keras.Model.load_weights"),
+        ("h5-weights", "h5-model", "tf_keras.models.load_model"),
+        ("h5-weights", "h5-model", "keras.models.load_model"),
+    ]
     (limit,) = [r for r in report.results if r.limitation]
     assert (limit.source, limit.target, limit.loader, limit.ok, limit.status) == (
         "h5-weights", "h5-model", "keras.models.load_model", None, "limit")
@@ -59,7 +64,7 @@ def test_a_fault_keras3_refuses_only_in_ckits_file_is_a_failure(tmp_path, monkey
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     report = run_validation(ValidateOptions(artifact=str(ROOT / "fixtures/seed/tf_keras/weights.h5"),
                                             model="converters.zoo:seed_model", device="cpu", backend="tensorflow",
-                                            tamper="plant_kwarg:plant", progress=False))
+                                            tamper="plant_kwarg:plant", targets=("h5-model",), progress=False))
     capfd.readouterr()
     rows = {(r.target, r.loader): r for r in report.results}
     assert rows[("h5-model", "tf_keras.models.load_model")].ok  # tf_keras takes the planted keyword
