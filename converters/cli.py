@@ -117,7 +117,7 @@ def _run_conversion(src: str, dst: str, to: str | None, *, allowed_sources: tupl
         from inspector.render import human_bytes
 
         check = "verified" if result.verified else "not verified (--no-verify)"
-        click.echo(f"wrote {result.format} {result.dst}: {result.tensors} tensors, {human_bytes(result.bytes)}, {check}")
+        click.echo(f"wrote {result.format} {result.dst}: {result.counts()}, {human_bytes(result.bytes)}, {check}")
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from inspector.errors import UnsafeArtifact, require
 
-_PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
+_PASS_MODEL = "pass --model module:function (e.g. --model yourpkg.models:build, a function that builds your training model) to name the architecture"
 
 # Modules a Keras 2 or 3 config names for Keras's own classes.
 _KERAS_MODULE_PREFIXES = ("keras", "tf_keras")

@@ -17,7 +17,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import replace, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -38,7 +38,7 @@ from inspector.registry import open_artifact
 from .layout import ModelLayout, WeightRef
 from .model_config import model_config_of
 from .flat import layout_change_notes, load_name_map, plan_conversion
-from .naming import build_model, layout_from_manifest, layout_from_model
+from .naming import build_model, layout_from_manifest, layout_from_model, load_model_factory
 from .registry import _SUFFIX_TARGETS, get_writer, infer_target
 from .writers.base import WriteOptions
 
@@ -64,9 +64,21 @@ class ConvertResult:
     dst: Path
     format: str
     notes: tuple[str, ...]
-    tensors: int
+    tensors: int  # everything written, all roles (with --no-verify: the model weights)
     bytes: int
     verified: bool
+    by_role: dict[str, int] = field(default_factory=dict)  # {"weight": 6, "optimizer": 3, ...}
+
+    def counts(self) -> str:
+        """'10 tensors (6 weights, 3 optimizer, 1 counter)'."""
+        words = {"weight": "weights", "optimizer": "optimizer", "counter": "counter", "metadata": "metadata",
+                 "other": "other"}
+        parts = [f"{n} {words.get(role, role) if not (role == 'weight' and n == 1) else 'weight'}"
+                 for role, n in sorted(self.by_role.items(), key=lambda item: _ROLE_ORDER.get(item[0], 9)) if n]
+        return f"{self.tensors} tensor{'s' if self.tensors != 1 else ''}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+_ROLE_ORDER = {"weight": 0, "optimizer": 1, "counter": 2, "other": 3, "metadata": 4}
 
 
 def resolve_target(dst: Path, to: str | None, source: Manifest) -> str:
@@ -130,6 +142,7 @@ def _build_layout(
     """The layout, and the live model built from `--model` (None without it)."""
     if model is None:
         return layout_from_manifest(manifest, read, target), None
+    load_model_factory(model)  # a wrong --model fails before seconds of framework import
     if target in KERAS3_TARGETS:
         import keras
 
@@ -219,10 +232,11 @@ def convert(
                         result = flat.write(staging / dst.name, options)
                         if verify:
                             flat.verify(staging / dst.name)
+                        written = _count_output(staging / dst.name, target)
                     else:
                         result = _write(writer, target, layout, live, staging / dst.name, options)
-                        if verify:
-                            _verify_output(layout, recording, staging / dst.name, target)
+                        written = _verify_output(layout, recording, staging / dst.name, target, manifest) if verify else (
+                            _count_output(staging / dst.name, target))
                 except CkitError as exc:
                     raise _restated(exc, staging, dst) from exc
                 except OSError as exc:
@@ -241,14 +255,33 @@ def convert(
     weights = flat.refs if flat else layout.flat_weights()
     notes = tuple(flat.notes if flat else layout.dropped + layout_change_notes(manifest, target, layout_mode))
     notes += tuple(result.notes)
+    by_role = written.by_role if written is not None else {"weight": len(weights)}
+    if not flat:
+        notes += tuple(_optimizer_notes(layout, by_role.get("optimizer", 0), notes, target))
+    if written is not None:
+        notes += tuple(written.notes)
     return ConvertResult(
         dst=dst,
         format=target,
         notes=notes,
-        tensors=len(weights),
-        bytes=sum(int(np.prod(w.shape, dtype=np.int64)) * _itemsize(w.dtype) for w in weights),
+        tensors=sum(by_role.values()),
+        bytes=written.bytes if written is not None else sum(
+            int(np.prod(w.shape, dtype=np.int64)) * _itemsize(w.dtype) for w in weights),
         verified=verify,
+        by_role=by_role,
     )
+
+
+def _optimizer_notes(layout: ModelLayout, written: int, notes: tuple[str, ...], target: str) -> list[str]:
+    """Nothing silent: optimizer state the output does not carry is named with its count, unless the
+    writer already said so."""
+    missing = len(layout.optimizer) - written
+    if missing <= 0 or any("optimizer" in note for note in notes):
+        return []
+    return [
+        f"optimizer state: {missing} of {len(layout.optimizer)} tensors not carried into {target} "
+        "(it has no place for them); the target starts training with a fresh optimizer state"
+    ]
 
 
 @contextlib.contextmanager
@@ -532,43 +565,33 @@ def _merge_state_file(moves: list[tuple[Path, Path]], parent: Path) -> None:
         source.write_text(merged.to_text(), encoding="utf-8")
 
 
-def _pair_up(expected: list[WeightRef], produced: list) -> list:
-    """The output tensor that should hold each expected weight: by canonical name when names are
-    unambiguous on both sides (a reader may only guess layer order, e.g. Keras 3 weights files),
-    else by position."""
-    by_name = {t.name: t for t in produced}
-    names = [ref.name for ref in expected]
-    if len(by_name) == len(produced) and len(set(names)) == len(names) and all(n in by_name for n in names):
-        return [by_name[n] for n in names]
-    return produced
+@dataclass(frozen=True)
+class _Written:
+    """What verification found in the output: tensors by role, their bytes, and its notes."""
+
+    by_role: dict[str, int]
+    bytes: int
+    notes: tuple[str, ...]
 
 
-def _verify_output(layout: ModelLayout, recording: _RecordingReader, written: Path, target: str) -> None:
-    """Re-read the output with ckit's own reader; every weight must match what the writer was given."""
-    expected = layout.flat_weights()
-    try:
-        with open_artifact(written, target) as reader:
-            manifest = reader.manifest
-            produced = manifest.model_weights()
-            if len(produced) != len(expected):
-                raise CorruptArtifact(
-                    f"verification failed: {written.name} holds {len(produced)} model weights after writing, "
-                    f"expected {len(expected)}; this is a ckit bug: please report it (--no-verify skips the check)"
-                )
-            produced = _pair_up(expected, produced)
-            for ref, tensor in zip(expected, produced):
-                got = _digest(reader.read_tensor(tensor.key))
-                want = recording.digests.get(ref.source_key)
-                if want is None or got != want:
-                    raise CorruptArtifact(
-                        f"verification failed: '{tensor.key}' in the output differs from source '{ref.source_key}' "
-                        f"(dtype/shape/CRC32C {got} vs {want}); this is a ckit bug: "
-                        "please report it (--no-verify skips the check)"
-                    )
-    except CkitError:
-        raise
-    except Exception as exc:  # the output must be readable by ckit itself
-        raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written.name}: {exc}") from exc
+def _count_output(written: Path, target: str) -> _Written | None:
+    from .placement import output_counts
+
+    counted = output_counts(written, target)
+    return _Written(by_role=counted[0], bytes=counted[1], notes=()) if counted else None
+
+
+def _verify_output(
+    layout: ModelLayout, recording: _RecordingReader, written: Path, target: str, source: Manifest | None = None
+) -> _Written:
+    """Prove by identity that the target's loader finds every weight where it came from
+    (`converters.placement`), with the bytes the writer was handed."""
+    from .placement import verify_output
+
+    config = (layout.model_config or {}).get("config")
+    names = {t.key: t.name for t in source.tensors} if source is not None else None
+    by_role, nbytes, notes = verify_output(layout, recording.digests, written, target, config, _digest, names)
+    return _Written(by_role=by_role, bytes=nbytes, notes=tuple(notes))
 
 
 __all__ = ["ConvertResult", "convert", "build_layout", "resolve_target", "MappingError"]

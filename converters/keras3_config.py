@@ -19,7 +19,7 @@ from inspector.errors import MappingError, UnsupportedFeature, require
 from .config_safety import check_config_safe  # noqa: F401 - one home for the check, re-exported
 from .layout import ModelLayout
 
-_PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
+_PASS_MODEL = "pass --model module:function (e.g. --model yourpkg.models:build, a function that builds your training model) to name the architecture"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,13 @@ model given with `--model module:function` be the authority.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import re
-from typing import Any, Callable, Iterable
+import sys
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -220,14 +223,21 @@ def optimizer_in_order(manifest: Manifest) -> list[TensorInfo]:
 
 
 def load_model_factory(spec: str) -> Callable[..., Any]:
-    """Resolve "package.module:function" to the callable (the user's own code, imported on purpose)."""
+    """Resolve "package.module:function" to the callable (the user's own code, imported on purpose).
+
+    The module is looked up in the current directory too, as `ckconvert validate` does (its worker
+    gets the current directory on PYTHONPATH): `--model mypkg.models:build` run beside `mypkg/` works
+    without setting PYTHONPATH.
+    """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise MappingError(
-            f"--model '{spec}' is not of the form module:function; expected e.g. converters.zoo:seed_model"
+            f"--model '{spec}' is not of the form module:function; expected e.g. --model yourpkg.models:build "
+            "(a function in yourpkg/models.py that builds the training model)"
         )
     try:
-        module = importlib.import_module(module_name)
+        with _current_directory_importable():
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise MappingError(
             f"--model '{spec}': cannot import module '{module_name}' ({exc}); expected an importable "
@@ -240,6 +250,22 @@ def load_model_factory(spec: str) -> Callable[..., Any]:
             "that builds the training model"
         )
     return factory
+
+
+@contextlib.contextmanager
+def _current_directory_importable() -> Iterator[None]:
+    """The current directory on sys.path while the user's module is imported (a console script's
+    sys.path[0] is its bin directory, not the directory it was run from)."""
+    cwd = os.getcwd()
+    present = any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path)
+    if not present:
+        sys.path.insert(0, cwd)  # first, as in validate's worker (`python -m` puts the current directory first)
+    try:
+        yield
+    finally:
+        if not present:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
 
 
 def call_factory(factory: Callable[..., Any], keras_module: Any) -> Any:
@@ -271,16 +297,17 @@ def build_model(spec: str, keras_module: Any) -> Any:
     Whatever the factory raises is the user's code failing, said as such; what it returns must be
     a model of the framework it was given (`tf_keras.Model` for Keras 2 targets, `keras.Model`).
     """
-    factory = load_model_factory(spec)
-    module_name = getattr(keras_module, "__name__", "keras")
-    try:
-        model = call_factory(factory, keras_module)
-    except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
-        raise MappingError(
-            f"--model '{spec}': the factory raised {_one_line(exc)}; expected it to build and return a Keras "
-            f"model (it is called as {getattr(factory, '__name__', 'factory')}({module_name}) when it takes a "
-            "parameter, else with no argument); fix the factory and convert again"
-        ) from exc
+    with _current_directory_importable():  # the factory may import its own package's modules when called
+        factory = load_model_factory(spec)
+        module_name = getattr(keras_module, "__name__", "keras")
+        try:
+            model = call_factory(factory, keras_module)
+        except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
+            raise MappingError(
+                f"--model '{spec}': the factory raised {_one_line(exc)}; expected it to build and return a Keras "
+                f"model (it is called as {getattr(factory, '__name__', 'factory')}({module_name}) when it takes a "
+                "parameter, else with no argument); fix the factory and convert again"
+            ) from exc
     expected = getattr(keras_module, "Model", None)
     if expected is None or not isinstance(model, expected):
         kind = f"{type(model).__module__}.{type(model).__qualname__}"

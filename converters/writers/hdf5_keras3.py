@@ -43,7 +43,7 @@ OPTIMIZER_NOTE = (
     "so the target starts training with a fresh optimizer"
 )
 
-_PASS_MODEL = "pass --model module:function (e.g. --model converters.zoo:seed_model) to name the architecture"
+_PASS_MODEL = "pass --model module:function (e.g. --model yourpkg.models:build, a function that builds your training model) to name the architecture"
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,9 @@ def sharded_name_message(name: str) -> str:
 
 
 def optimizer_notes(layout: ModelLayout) -> list[str]:
-    return [OPTIMIZER_NOTE] if layout.optimizer else []
+    if not layout.optimizer:
+        return []
+    return [f"{OPTIMIZER_NOTE} ({len(layout.optimizer)} optimizer tensors not carried)"]
 
 
 def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:

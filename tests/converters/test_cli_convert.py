@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,38 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, signal_name, code):
     assert child.returncode in (code, -(code - 128)), err
     assert "nothing was written" in err
     assert list(out.iterdir()) == []
+
+
+def test_model_factory_is_imported_from_the_current_directory(tmp_path):
+    """The README's `--model mypkg.models:build`, run beside mypkg/ with no PYTHONPATH for it, as
+    `ckconvert validate` does; started like the console script (sys.path[0] is not the cwd)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    work = tmp_path / "work"
+    (work / "mypkg").mkdir(parents=True)
+    (work / "mypkg" / "__init__.py").write_text("")
+    (work / "mypkg" / "models.py").write_text(
+        "def build(keras):\n"
+        "    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),\n"
+        "                              keras.layers.Dense(128, activation='relu'), keras.layers.Dense(10)])\n"
+        "    model.compile(optimizer='rmsprop', loss='sparse_categorical_crossentropy')\n"
+        "    return model\n"
+    )
+    launcher = tmp_path / "bin" / "ckconvert"
+    launcher.parent.mkdir()
+    launcher.write_text("import sys\nfrom converters.cli import main\nsys.exit(main())\n")
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    command = [sys.executable, str(launcher), "convert", str(SEED_H5), "w.weights.h5", "--model", "mypkg.models:build"]
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("wrote keras3-weights w.weights.h5: 4 tensors (4 weights)")
+    assert (work / "w.weights.h5").is_file()
+    # Elsewhere the module is not found: a one-line error that says where it looks, never ckit's zoo.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([*command[:3], str(SEED_H5), "x.weights.h5", *command[5:]], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    line = only_line(done.stderr)
+    assert "cannot import module 'mypkg.models'" in line and "zoo" not in line

@@ -189,7 +189,7 @@ def test_model_factory_that_cannot_be_imported():
 
 def test_model_spec_without_function():
     with pytest.raises(MappingError, match=r"--model 'converters.zoo' is not of the form module:function; "
-                                          r"expected e.g. converters.zoo:seed_model"):
+                                          r"expected e.g. --model yourpkg.models:build"):
         run_validation(ValidateOptions(model="converters.zoo", progress=False))
 
 

@@ -82,7 +82,7 @@ def test_weights_load_in_keras3(sources, tmp_path, name, with_config):
     dst = tmp_path / "model.weights.h5"
     result = KERAS3_WEIGHTS_WRITER.write(layout, dst, WriteOptions(progress=lambda ref, n: seen.append((ref, n))))
     assert result.paths == (dst,)
-    assert OPTIMIZER_NOTE in result.notes
+    assert any(n.startswith(OPTIMIZER_NOTE) and "optimizer tensors not carried" in n for n in result.notes)
     assert [r for r, _ in seen] == layout.flat_weights()
     assert sum(n for _, n in seen) == sum(v.numpy().nbytes for v in tf_model.weights)
 
@@ -174,7 +174,7 @@ def test_keras_archive_loads_with_safe_mode(sources, tmp_path, name):
     dst = tmp_path / f"{name}.keras"
     result = KERAS3_MODEL_WRITER.write(layout_from_model(tf_model), dst, WriteOptions())
     assert result.paths == (dst,)
-    assert any("uncompiled" in n for n in result.notes) and OPTIMIZER_NOTE in result.notes
+    assert any("uncompiled" in n for n in result.notes) and any(n.startswith(OPTIMIZER_NOTE) for n in result.notes)
     with zipfile.ZipFile(dst) as zf:
         infos = zf.infolist()
         assert [i.filename for i in infos] == ["metadata.json", "config.json", "model.weights.h5"]
