@@ -409,7 +409,7 @@ def test_errors_from_staging_name_the_destination(tmp_path, monkeypatch, exc_for
 def test_verification_failure_is_restated_without_staging(tmp_path, monkeypatch):
     import converters.convert as pipeline
 
-    def bad_verify(layout, recording, written, target):
+    def bad_verify(layout, recording, written, target, source=None):
         raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written}: boom")
 
     monkeypatch.setattr(pipeline, "_verify_output", bad_verify)

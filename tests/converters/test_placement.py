@@ -130,15 +130,16 @@ def _map_nodes(layout: ModelLayout, change) -> ModelLayout:
 
 def _swap_sources(node: LayerNode, first: str, second: str) -> LayerNode:
     """Two same-shape weights whose values trade places (names stay): what a misordered pairing does."""
+    flat = node.flat_weights()
+    a = next((r for r in flat if r.name.endswith(first)), None)
+    b = next((r for r in flat if r.name.endswith(second)), None)
+    if a is None or b is None:
+        return node
+    keys = {a.name: b.source_key, b.name: a.source_key}
+
     def walk(n: LayerNode) -> LayerNode:
-        refs = list(n.weights)
-        keys = {r.name: r.source_key for r in refs}
-        a = next((k for k in keys if k.endswith(first)), None)
-        b = next((k for k in keys if k.endswith(second)), None)
-        if a and b:
-            refs = [replace(r, source_key=keys[b]) if r.name == a else replace(r, source_key=keys[a]) if r.name == b
-                    else r for r in refs]
-        return replace(n, weights=tuple(refs), children=tuple(walk(c) for c in n.children))
+        refs = tuple(replace(r, source_key=keys[r.name]) if r.name in keys else r for r in n.weights)
+        return replace(n, weights=refs, children=tuple(walk(c) for c in n.children))
 
     return walk(node)
 
@@ -153,8 +154,8 @@ def _one_line_failure(info) -> str:
 def test_timedistributed_without_its_layer_level_fails(saved, tmp_path, monkeypatch):
     # Planted: the TimeDistributed layer handed to the writer as a plain Dense, so its kernel is
     # written as layer_with_weights-0/kernel where tf_keras tracks layer_with_weights-0/layer/kernel.
-    _plant(monkeypatch, lambda layout: _map_nodes(
-        layout, lambda n: replace(n, class_name="Dense") if n.name.startswith("time_distributed") else n))
+    _plant(monkeypatch, lambda layout: _map_nodes(layout, lambda n: LayerNode(
+        name=n.name, class_name="Dense", weights=tuple(n.flat_weights())) if n.name.startswith("time_distributed") else n))
     with pytest.raises(CorruptArtifact) as info:
         convert(saved / "td_model.h5", tmp_path / "ck", to="tf-checkpoint")
     message = _one_line_failure(info)
