@@ -123,6 +123,10 @@ def _class_of(node: LayerNode, entry: Mapping[str, Any] | None) -> str | None:
     """The layer's class: its config says, else the mapping's class, else its default name, else its
     variables (a `recurrent_kernel` makes a recurrent layer, `forward_*` scopes a Bidirectional)."""
     found = (entry or {}).get("class_name") or node.class_name or kn.class_for_group(node.name)
+    if found in _CUDNN and node.class_name and node.class_name != found:
+        # The source's CuDNN layer re-laid for the target's standard layer (or back): the target's
+        # class decides where its variables go, and the bias rule below checks the re-laying.
+        found = node.class_name
     if found:
         return str(found)
     refs = node.flat_weights()
@@ -216,12 +220,8 @@ def _layer_slots(node: LayerNode, entry: Mapping[str, Any] | None, target: str,
         cell = kn.cell_class(cls, (entry or {}).get("config") if entry else None)
         return [(r, _Built(tf, ("cell",), i, width if r.attribute == "bias" else None))
                 for r, tf, i in _cell_slots(refs, cell if isinstance(cell, str) else None)]
-    if cls in _CUDNN and target not in H5_TARGETS:
-        # tf_keras and Keras 3 have no CuDNN layers: the target is the standard LSTM/GRU, whose cell
-        # takes a bias of gates * units (the CuDNN layout keeps two, input and recurrent).
-        width = _gates_width(refs)
-        return [(r, _Built(tf, ("cell",), i, width if r.attribute == "bias" else None))
-                for r, tf, i in _cell_slots(refs, "LSTMCell" if cls == "CuDNNLSTM" else "GRUCell")]
+    # A CuDNN layer (tf_keras's compat.v1 CuDNNLSTM/CuDNNGRU) owns its variables itself, no cell,
+    # and keeps two biases (input and recurrent): its variables go as plain ones below.
     ordered = _var_order(cls, refs)
     return [(r, _Built((r.attribute,), (), i)) for i, r in enumerate(ordered)]
 

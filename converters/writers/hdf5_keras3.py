@@ -24,6 +24,9 @@ from typing import Any, Callable, Sequence
 from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
 
 from inspector.keras_names import (
+    LAYER_VARIABLES,
+    RNN_CELLS,
+    WEIGHTLESS_CLASSES,
     class_for_group,
     default_cell_name,
     strip_number,
@@ -104,6 +107,10 @@ def optimizer_notes(layout: ModelLayout) -> list[str]:
 def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
     """Group plan from the rebuilt Keras 3 model when a config travels, else from the layer classes."""
     if layout.model_config and layout.model_config.get("config"):
+        if _plain_config(layout):
+            # Layers whose Keras 3 groups the class alone decides (`layers/dense_1/vars`): no framework
+            # needed to learn the paths (importing Keras would load TensorFlow or JAX for seconds).
+            return plan_from_classes(layout), []
         from ..keras3_config import keras3_model_config
 
         try:
@@ -114,6 +121,49 @@ def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
             return plan, [f"model config not used for Keras 3 weight paths ({exc}); paths derived from layer classes"]
         return plan_from_model(layout, k3.model), []
     return plan_from_classes(layout), []
+
+
+# Classes whose Keras 3 group is `<snake_case class>[_N]/vars` (or `.../cell/vars` for an RNN) with
+# the variables in the table's order: their paths need no Keras model.
+_PLAIN_CLASSES = frozenset({*LAYER_VARIABLES, *WEIGHTLESS_CLASSES, *RNN_CELLS, "InputLayer"}) - {
+    cell for cell in LAYER_VARIABLES if cell.endswith("Cell")} - {"EinsumDense"}
+
+
+def _plain_config(layout: ModelLayout) -> bool:
+    """Whether the model config holds only plain layers and nested models, and the layout's weighted
+    layers are exactly its layers of those classes (so class numbering over them is Keras's)."""
+    config = (layout.model_config or {}).get("config") or {}
+
+    def entries(node: Any) -> list[dict] | None:
+        inner = node.get("config") if isinstance(node, dict) else None
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        return [e for e in layers if isinstance(e, dict)] if isinstance(layers, list) else None
+
+    def plain(container: Any, nodes: Sequence[LayerNode]) -> bool:
+        layers = entries(container)
+        if layers is None:
+            return False
+        weighted = []
+        for entry in layers:
+            cls = entry.get("class_name")
+            if cls in CONTAINER_CLASSES:
+                weighted.append(entry)
+            elif cls not in _PLAIN_CLASSES:
+                return False
+            elif cls not in WEIGHTLESS_CLASSES and cls != "InputLayer":
+                weighted.append(entry)
+        if len(weighted) != len(nodes):
+            return False
+        for entry, node in zip(weighted, nodes):
+            cls = entry.get("class_name")
+            name = (entry.get("config") or {}).get("name") or entry.get("name")
+            if name != node.name or (node.class_name or cls) != cls:
+                return False
+            if cls in CONTAINER_CLASSES and not plain(entry, node.children):
+                return False
+        return True
+
+    return plain(config, layout.layers)
 
 
 # --- paths learned from a Keras 3 model ---------------------------------------------------------
