@@ -450,20 +450,22 @@ def _by_name(out: Manifest) -> Callable[[Slot], tuple[str, TensorInfo | None, st
     """Formats that store tensors by canonical name (safetensors): the name is the identity."""
     weights = [t for t in out.tensors if t.role == "weight"]
     names: dict[str, TensorInfo | None] = {}
-    roots = {t.name.split("/", 1)[0] for t in weights}
-    # A Keras 3 export names variables by path, the model's own name first (`sequential/dense/kernel`).
-    strip = len(roots) == 1 and len(weights) > 1 and all(t.name.count("/") >= 2 for t in weights)
     tails: dict[str, TensorInfo | None] = {}
     for tensor in weights:
-        name = tensor.name.split("/", 1)[1] if strip else tensor.name
-        names[name] = None if name in names else tensor  # a name twice decides nothing
-        parts = name.split("/")
-        for i in range(1, len(parts) - 1):  # nested models' names in front (`head/dense/kernel`)
+        names[tensor.name] = None if tensor.name in names else tensor  # a name twice decides nothing
+        parts = tensor.name.split("/")
+        # A model's or nested model's name in front (`sequential/dense/kernel`, `head/dense/kernel`):
+        # Keras 3 exports name variables by path.
+        for i in range(1, len(parts) - 1):
             tail = "/".join(parts[i:])
             tails[tail] = None if tail in tails else tensor
 
     def by_name(slot: Slot) -> tuple[str, TensorInfo | None, str | None]:
-        tensor = names[slot.ref.name] if slot.ref.name in names else tails.get(slot.ref.name)
+        name = slot.ref.name
+        tensor = names[name] if name in names else tails.get(name)
+        if tensor is None and name.count("/") >= 2:  # the source's path had the model's name in front
+            short = name.split("/", 1)[1]
+            tensor = names[short] if short in names else tails.get(short)
         return slot.ref.name, tensor, None if tensor else "no tensor of the output has that name once"
 
     return by_name
