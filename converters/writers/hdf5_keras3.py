@@ -108,9 +108,9 @@ def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
     """Group plan from the rebuilt Keras 3 model when a config travels, else from the layer classes."""
     if layout.model_config and layout.model_config.get("config"):
         if _plain_config(layout):
-            # Layers whose Keras 3 groups the class alone decides (`layers/dense_1/vars`): no framework
-            # needed to learn the paths (importing Keras would load TensorFlow or JAX for seconds).
-            return plan_from_classes(layout), []
+            # Layers whose Keras 3 groups the class alone decides (`layers/dense_1/vars`): the same
+            # groups Keras writes, without importing it (which would load TensorFlow or JAX for seconds).
+            return plan_from_config(layout), []
         from ..keras3_config import keras3_model_config
 
         try:
@@ -164,6 +164,58 @@ def _plain_config(layout: ModelLayout) -> bool:
         return True
 
     return plain(config, layout.layers)
+
+
+def _entries_of(container: dict) -> list[dict]:
+    layers = [e for e in ((container.get("config") or {}).get("layers") or []) if isinstance(e, dict)]
+    if container.get("class_name") == "Sequential":  # Sequential.layers leaves its InputLayer out
+        layers = [e for e in layers if e.get("class_name") != "InputLayer"]
+    return layers
+
+
+def plan_from_config(layout: ModelLayout) -> list[GroupPlan]:
+    """The groups Keras 3's `save_weights` writes for a plain-layer model (`_plain_config`): every
+    layer of every container in config order, weightless ones as empty `vars` groups, each named."""
+    config = (layout.model_config or {}).get("config") or {}
+    plan = [GroupPlan(path="", name=(config.get("config") or {}).get("name"), weights=())]
+
+    def container(entry: dict, nodes: Sequence[LayerNode], prefix: str) -> None:
+        entries = _entries_of(entry)
+        weighted = iter(nodes)
+        for layer, group in zip(entries, unique_group_names([str(e.get("class_name")) for e in entries])):
+            cls = layer.get("class_name")
+            name = (layer.get("config") or {}).get("name") or layer.get("name")
+            path = f"{prefix}/{group}"
+            if cls in WEIGHTLESS_CLASSES or cls == "InputLayer":
+                plan.append(GroupPlan(path=path, name=name, weights=()))
+                continue
+            node = next(weighted)
+            if cls in CONTAINER_CLASSES:
+                plan.append(GroupPlan(path=path, name=name, weights=tuple(node.weights)))
+                container(layer, node.children, f"{path}/layers")
+                continue
+            cell = RNN_CELLS.get(str(cls))
+            expected = LAYER_VARIABLES.get(cell or str(cls), ())
+            weights = tuple(node.flat_weights())
+            known = [n for n in expected if (layer.get("config") or {}).get(_OPTIONAL_SWITCH.get(n, ""), True) is not False]
+            if len(weights) != len(known):
+                raise MappingError(
+                    f"the Keras 3 model's layer '{name}' has {len(known)} weights, the source's layer '{node.name}' "
+                    f"has {len(weights)}; {_PASS_MODEL}"
+                )
+            if cell:
+                cell_name = node.children[0].name if len(node.children) == 1 else default_cell_name(str(cls))
+                plan.append(GroupPlan(path=path, name=name, weights=()))
+                plan.append(GroupPlan(path=f"{path}/cell", name=str(cell_name).rsplit("/", 1)[-1], weights=weights))
+            else:
+                plan.append(GroupPlan(path=path, name=name, weights=weights))
+
+    container(config, layout.layers, "layers")
+    return plan
+
+
+# Config switches that leave a variable out (Dense(use_bias=False), BatchNormalization(scale=False)).
+_OPTIONAL_SWITCH = {"bias": "use_bias", "gamma": "scale", "beta": "center"}
 
 
 # --- paths learned from a Keras 3 model ---------------------------------------------------------
