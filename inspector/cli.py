@@ -57,6 +57,7 @@ def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, na
 def verify(path: str, as_json: bool, format_: str | None) -> int:
     """Read every byte of PATH and check every checksum; exit 1 naming each damaged tensor."""
     from .render import escape, human_bytes
+    from .text import plural
     from .verify import verify_artifact
 
     report = verify_artifact(path, format_)
@@ -68,7 +69,7 @@ def verify(path: str, as_json: bool, format_: str | None) -> int:
         status = "OK" if report.ok else f"FAILED ({len(report.problems)} damaged)"
         click.echo(
             f"{status}: {report.manifest.format} {escape(report.manifest.path)}: {report.checked} of "
-            f"{len(report.manifest.tensors)} tensors read, {human_bytes(report.bytes_read)}"
+            f"{plural(len(report.manifest.tensors), 'tensor')} read, {human_bytes(report.bytes_read)}"
         )
         for note in report.notes:
             click.echo(escape(f"note: {note}"))

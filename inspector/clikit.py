@@ -9,7 +9,6 @@ too unless --debug asks for the traceback.
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import os
 import re
 import signal
@@ -78,8 +77,11 @@ class _NativeLogFilter:
 _FILTER = _NativeLogFilter()
 
 
-class _StartFilterOnImport(importlib.abc.MetaPathFinder):
-    """Starts the filter the moment TensorFlow is first imported, and finds nothing itself."""
+class _StartFilterOnImport:
+    """Starts the filter the moment TensorFlow is first imported, and finds nothing itself.
+
+    A meta path finder needs only `find_spec`; subclassing importlib.abc.MetaPathFinder would
+    import importlib.resources, tempfile, shutil, bz2 and lzma into every command's start-up."""
 
     def find_spec(self, fullname: str, path: object, target: object = None) -> None:
         if fullname == "tensorflow":

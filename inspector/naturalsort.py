@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import re
 
-_RUNS = re.compile(r"(\d+)")
+_SPLIT = re.compile(r"(\d+)").split
 
 
-def natural_key(text: str) -> tuple:
-    """Sort key that compares runs of digits as numbers: 'a/2' < 'a/10' < 'b'."""
-    parts = _RUNS.split(text)
-    # Alternate (text, number) cells; a number cell keeps its digits too so '01' and '1' stay distinct.
-    return tuple((int(p), p) if i % 2 else (0, p) for i, p in enumerate(parts))
+def natural_key(text: str) -> list:
+    """Sort key that compares runs of digits as numbers: 'a/2' < 'a/10' < 'b'.
+
+    The split always alternates text, number, text, ... so equal positions hold equal types
+    and lists compare without a type error.
+    """
+    parts = _SPLIT(text)
+    parts[1::2] = map(int, parts[1::2])
+    return parts

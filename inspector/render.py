@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from .manifest import Manifest
+from .naturalsort import natural_key
 
 
 def escape(text: object) -> str:
@@ -81,7 +82,7 @@ def render_table(manifest: Manifest) -> str:
     header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
     rows = [
         (escape(t.key), escape(t.name), t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
-        for t in manifest.tensors
+        for t in sorted(manifest.tensors, key=lambda t: natural_key(t.key))  # people count 2 before 10
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -145,7 +145,7 @@ class Table:
             f"{self.path}: {what} at offset {offset} has compression type {kind}; expected 0 (none) or 1 (snappy)"
         )
 
-    def _entries(self, block: memoryview, what: str) -> Iterator[tuple[bytes, memoryview]]:
+    def _entries(self, block: memoryview, what: str) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs of one block, shared key prefixes expanded."""
         n = len(block)
         if n < 4:
@@ -159,21 +159,27 @@ class Table:
             )
         pos = 0
         key = b""
+        block = bytes(block)  # one copy of the block: indexing and slicing bytes is cheaper than a view
         while pos < limit:
-            shared, pos = read_varint(block, pos, limit, what, self.path, 5)
-            non_shared, pos = read_varint(block, pos, limit, what, self.path, 5)
-            value_len, pos = read_varint(block, pos, limit, what, self.path, 5)
+            # The three lengths are almost always below 128 (one byte each): decode those inline.
+            shared, non_shared, value_len = block[pos : pos + 3] if pos + 3 <= limit else (0x80, 0, 0)
+            if shared < 0x80 and non_shared < 0x80 and value_len < 0x80:
+                pos += 3
+            else:
+                shared, pos = read_varint(block, pos, limit, what, self.path, 5)
+                non_shared, pos = read_varint(block, pos, limit, what, self.path, 5)
+                value_len, pos = read_varint(block, pos, limit, what, self.path, 5)
             if shared > len(key) or pos + non_shared + value_len > limit:
                 raise CorruptArtifact(
                     f"{self.path}: entry at byte {pos} of {what} overruns the block (shared {shared}, "
                     f"key {non_shared}, value {value_len} bytes); the index file is damaged"
                 )
-            key = key[:shared] + bytes(block[pos : pos + non_shared])
+            key = key[:shared] + block[pos : pos + non_shared]
             pos += non_shared
             yield key, block[pos : pos + value_len]
             pos += value_len
 
-    def items(self) -> Iterator[tuple[bytes, memoryview]]:
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) in key order; raises CorruptArtifact on structural damage."""
         _, (index_offset, index_size) = self._footer()
         index = self._block(index_offset, index_size, "index block")

@@ -289,6 +289,16 @@ class BundleReader:
     def dtype(self, key: bytes) -> str:
         return dtype_label(int(self.entries[key].dtype))
 
+    def spec(self, key: bytes) -> tuple[str, tuple[int, ...], int]:
+        """dtype, shape and stored bytes of `key` at once (what `dtype`, `shape`, `nbytes` give one by one):
+        listing a checkpoint of many variables reads each entry once."""
+        entry = self.entries[key]
+        dims = tuple([d.size for d in entry.shape.dim])
+        if dims and min(dims) < 0:
+            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has negative dimension in shape {list(dims)}")
+        dtype = dtype_label(entry.dtype)
+        return dtype, dims, (self.nbytes(key) if entry.slices else entry.size)
+
     def nbytes(self, key: bytes) -> int:
         entry = self.entries[key]
         if entry.slices:
@@ -311,11 +321,17 @@ class BundleReader:
         return infos
 
     def _bytes_needed(self) -> dict[int, int]:
-        """Per shard, the end of the last tensor the index places there."""
+        """Per shard, the end of the last tensor the index places there (computed once: the index is fixed)."""
+        cached = getattr(self, "_needed", None)
+        if cached is not None:
+            return cached
         needed: dict[int, int] = {}
         for entry in self.entries.values():
             if not entry.slices:
-                needed[entry.shard_id] = max(needed.get(entry.shard_id, 0), entry.offset + entry.size)
+                end = entry.offset + entry.size
+                if end > needed.get(entry.shard_id, -1):
+                    needed[entry.shard_id] = end
+        self._needed = needed
         return needed
 
     def problems(self) -> list[str]:
@@ -715,13 +731,14 @@ def bundle_tensors(
         for key in keys:
             text = key_text(key)
             info = described.keys.get(text)
+            dtype, shape, nbytes = bundle.spec(key)
             tensors.append(
                 TensorInfo(
                     key=text,
                     name=info.name if info else text.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""),
-                    dtype=bundle.dtype(key),
-                    shape=bundle.shape(key),
-                    nbytes=bundle.nbytes(key),
+                    dtype=dtype,
+                    shape=shape,
+                    nbytes=nbytes,
                     role=info.role if info else ("metadata" if text == OBJECT_GRAPH_KEY else "other"),
                     layer=info.layer if info else None,
                     index=info.index if info else None,
