@@ -3,7 +3,8 @@
 A reader that can stream offers `read_chunks(key, chunk_elems)`: an iterator of flat pieces
 (C order, `chunk_elems` elements each, the last may be shorter), with its checksum checked
 after the last piece; or None when that tensor cannot be streamed (strings, partitioned
-variables), and then the whole tensor is read once and cut into the same pieces.  Equal piece
+variables), and then the whole tensor is read once and cut into the same pieces.  A piece may
+be overwritten when the next one is asked for (readers reuse one buffer): use or copy it first.  Equal piece
 boundaries on both sides let diff compare two artifacts in lockstep.
 """
 
