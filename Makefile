@@ -24,6 +24,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/bench_inspect.py
 	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_stats.py
 
 fixtures: setup
 	$(PY) fixtures/make_fixtures.py

@@ -3,12 +3,16 @@
 Goals (issue 2): dump of the seed TF checkpoint >= 20x faster than
 `python -m tensorflow.python.tools.inspect_checkpoint` (goal 40x), and a
 512 MiB checkpoint dumps within 2x the seed's time (dump never reads data).
+Goals (issue 10): dump start-up within 3x of `python -c pass`; a 20,000-variable
+checkpoint dumps in <= 0.2 s; the cost per tensor at 1k, 20k and 100k variables.
 
-Run: .venv/bin/python benchmarks/bench_inspect.py
+Run: .venv/bin/python benchmarks/bench_inspect.py [--scaling]   (--scaling: only the issue-10 part)
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +40,53 @@ def make_big_checkpoint(directory: Path, mib: int = 512) -> Path:
     return prefix
 
 
+# tf.train.Checkpoint of N variables in N/2 modules (kernel, bias): TensorFlow's own object graph.
+MANY_VARIABLES = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+class Layer(tf.Module):
+    def __init__(self, i):
+        super().__init__(name=f"dense_{i}")
+        self.kernel = tf.Variable(np.full((4, 4), i, np.float32), name="kernel")
+        self.bias = tf.Variable(np.zeros((4,), np.float32), name="bias")
+
+tf.train.Checkpoint(layers=[Layer(i) for i in range(int(sys.argv[1]) // 2)]).write(sys.argv[2])
+"""
+
+
+def many_variables(directory: Path, count: int) -> Path:
+    prefix = directory / f"many{count}"
+    subprocess.run([PYTHON, "-c", MANY_VARIABLES, str(count), str(prefix)], check=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stderr=subprocess.DEVNULL)
+    return prefix
+
+
+def scaling() -> None:
+    """Start-up against the bare interpreter, and dump time per tensor as the tensor count grows."""
+    ckinspect = str(BIN / "ckinspect")
+    bare = measure("python -c pass", [PYTHON, "-c", "pass"], repeat=15)
+    seed = measure("ckinspect dump (seed ckpt, 11 tensors)", [ckinspect, "dump", str(SEED)], repeat=15)
+    runs = [bare, seed]
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in (1_000, 20_000, 100_000):
+            prefix = many_variables(Path(tmp), count)
+            runs.append(measure(f"ckinspect dump ({count:,} variables)", [ckinspect, "dump", str(prefix)], repeat=5))
+            runs.append(measure(f"ckinspect dump --json ({count:,} variables)", [ckinspect, "dump", "--json", str(prefix)],
+                                repeat=5))
+    print(table(runs))
+    print()
+    print(f"start-up: seed dump / python -c pass = {seed.seconds / bare.seconds:.1f}x (goal <= 3x)")
+    for run, count in zip(runs[2::2], (1_000, 20_000, 100_000)):
+        print(f"{count:>7,} variables: {run.seconds:.3f} s, {1e6 * (run.seconds - seed.seconds) / count:.1f} us per tensor"
+              + (" (goal <= 0.2 s)" if count == 20_000 else ""))
+
+
 def main() -> None:
+    if "--scaling" in sys.argv:
+        scaling()
+        return
     ckinspect = str(BIN / "ckinspect")
     runs = [
         measure("TensorFlow inspect_checkpoint (seed ckpt)",
@@ -55,6 +105,8 @@ def main() -> None:
     print()
     print(f"speed-up on the seed checkpoint: {tf_seed.seconds / ck_seed.seconds:.1f}x (goal >= 20x, stretch 40x)")
     print(f"512 MiB dump / seed dump: {ck_big.seconds / ck_seed.seconds:.2f}x (goal <= 2x)")
+    print()
+    scaling()
 
 
 if __name__ == "__main__":
