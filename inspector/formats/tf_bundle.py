@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from ..crc32c import crc32c, unmask
 from ..dtypes import TF_DTYPE_NAMES, itemsize, numpy_dtype
 from ..errors import ChecksumMismatch, CkitError, CorruptArtifact, MissingData, UnsupportedFeature
-from ..limits import check_fits, check_shape, too_large
+from ..limits import MAX_ELEMENTS, check_fits, check_shape, too_large
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from .base import ReaderBase
 from .object_graph import strip_key
@@ -294,8 +294,8 @@ class BundleReader:
         listing a checkpoint of many variables reads each entry once."""
         entry = self.entries[key]
         dims = tuple([d.size for d in entry.shape.dim])
-        if dims and min(dims) < 0:
-            raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has negative dimension in shape {list(dims)}")
+        if dims and (min(dims) < 0 or math.prod(d for d in dims if d) > MAX_ELEMENTS // 16):
+            dims = self.shape(key)  # the checks with their one-line errors; only odd shapes pay for them
         dtype = dtype_label(entry.dtype)
         return dtype, dims, (self.nbytes(key) if entry.slices else entry.size)
 
