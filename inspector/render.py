@@ -84,16 +84,18 @@ def render_table(manifest: Manifest) -> str:
         (escape(t.key), escape(t.name), t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
         for t in sorted(manifest.tensors, key=lambda t: natural_key(t.key))  # people count 2 before 10
     ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [str(c).ljust(w) if i != 4 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+    # One format string for every row: a checkpoint of 100,000 tensors prints 100,000 of them.
+    widths = [max(map(len, column)) for column in zip(header, *rows)]
+    row_format = "  ".join(f"{{:>{w}}}" if i == 4 else f"{{:<{w}}}" for i, w in enumerate(widths))
+    table = [row_format.format(*row).rstrip() for row in (header, *rows)]  # cells escaped above
+    lines = [escape(line) for line in lines]
+    lines.extend(table)
     missing = [s for s in manifest.shards if not s.present]
     for shard in missing:
         lines.append(f"note: data shard missing or incomplete: {escape(shard.path)}")
     for note in manifest.notes:
         lines.append(f"note: {escape(note)}")
-    return "\n".join(escape(line) for line in lines)
+    return "\n".join(lines)
 
 
 def render_json(manifest: Manifest) -> str:

@@ -294,7 +294,9 @@ class BundleReader:
         listing a checkpoint of many variables reads each entry once."""
         entry = self.entries[key]
         dims = tuple([d.size for d in entry.shape.dim])
-        if dims and (min(dims) < 0 or math.prod(d for d in dims if d) > MAX_ELEMENTS // 16):
+        # Dimensions below 2**14 in rank <= 4 cannot reach the element limit: only other shapes pay for the product.
+        if dims and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
+                                       and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16)):
             dims = self.shape(key)  # the checks with their one-line errors; only odd shapes pay for them
         dtype = dtype_label(entry.dtype)
         return dtype, dims, (self.nbytes(key) if entry.slices else entry.size)
