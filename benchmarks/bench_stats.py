@@ -29,6 +29,8 @@ import numpy as np
 from inspector import open_artifact
 with open_artifact(sys.argv[1]) as reader:
     for t in reader.manifest.tensors:
+        if t.dtype != "float32":
+            continue
         v = reader.read_tensor(t.key).astype(np.float64)
         v.min(); v.max(); v.mean(); v.std(); np.sqrt(np.dot(v.ravel(), v.ravel())); np.count_nonzero(v)
 """
