@@ -85,6 +85,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     # Each node's children read out of the protobuf once: the walks below visit nodes many times,
     # and rebuilding the list per visit was most of `dump`'s time on large checkpoints.
     kids = [[(c.node_id, c.local_name) for c in node.children if 0 <= c.node_id < count] for node in nodes]
+    pushed = [[c for c, _ in reversed(k)] for k in kids]  # what a depth-first walk pushes, per node
 
     def children(node_id: int) -> list[tuple[int, str]]:
         return kids[node_id]
@@ -103,7 +104,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
                 continue
             seen.add(node_id)
             order.append(node_id)
-            stack.extend(c for c, _ in reversed(children(node_id)))
+            stack.extend(pushed[node_id])
         return order
 
     # Checkpoint keys and full names of the variable nodes.
