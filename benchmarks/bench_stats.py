@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 reader = tf.train.load_checkpoint(sys.argv[1])
 for name in reader.get_variable_to_shape_map():
-    v = reader.get_tensor(name)
+    v = np.asarray(reader.get_tensor(name))
     if v.dtype.kind == "f":
         v = v.astype(np.float64)
         v.min(); v.max(); v.mean(); v.std(); np.count_nonzero(v)
