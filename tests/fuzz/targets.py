@@ -47,6 +47,7 @@ TARGETS = (
     Target("keras3-shard", "seed/keras3/sharded", "model_00001.weights.h5", "model.weights.json"),
     Target("keras3-model", "seed/keras3/model.keras", "model.keras"),
     Target("safetensors", "", "model.safetensors"),
+    Target("npz", "seed/reference.npz", "reference.npz"),
 )
 
 
