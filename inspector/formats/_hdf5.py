@@ -244,8 +244,9 @@ def _open_in(worker: "_h5isolate.Worker", source: Source, display: str) -> dict[
     return tree
 
 
-# One description cached: format sniffing and opening ask about the same file in a row.
-_CACHE: dict[tuple, dict[str, Any]] = {}
+# One file's outcome cached: format sniffing and opening ask about the same file in a row, and a
+# damaged file must not cost a worker start per format that sniffs it.
+_CACHE: dict[tuple, dict[str, Any] | str] = {}
 
 
 def _cache_key(path: str) -> tuple | None:
@@ -260,20 +261,26 @@ def describe(source: Source, display: str, keep_worker: bool = False) -> H5File:
     """Parse `source` in a worker; the description as an `H5File`."""
     _h5isolate.check_h5py()
     key = _cache_key(source.path) if source.data is None and source.size is None else None
-    if key is not None and key in _CACHE:
-        return H5File(source, display, _CACHE[key], None)
+    cached = _CACHE.get(key) if key is not None else None
+    if isinstance(cached, str):
+        raise CorruptArtifact(f"{display}: {cached}")
+    if cached is not None:
+        return H5File(source, display, cached, None)
     worker = _h5isolate.Worker(display)
     try:
         tree = _open_in(worker, source, display)
     except CorruptArtifact as exc:
         worker.close()
         message = str(exc)
-        if message.startswith(display):
-            raise
-        raise CorruptArtifact(
-            f"{display}: HDF5 signature present but the file cannot be opened ({message}); "
-            "the file may be truncated or damaged"
-        ) from None
+        if message.startswith(f"{display}: "):
+            reason = message[len(display) + 2:]
+        else:
+            reason = (f"HDF5 signature present but the file cannot be opened ({message}); "
+                      "the file may be truncated or damaged")
+        if key is not None:
+            _CACHE.clear()
+            _CACHE[key] = reason
+        raise CorruptArtifact(f"{display}: {reason}") from None
     except BaseException:
         worker.close()
         raise

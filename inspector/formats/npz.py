@@ -9,7 +9,9 @@ pickled, and ckit never unpickles.  A member's declared shape must fit its store
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +19,13 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..errors import CorruptArtifact, UnknownFormat, UnsafeArtifact
+from ..limits import check_fits, check_shape
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from .base import ReaderBase
 
 _EXPECT = "a numpy .npz archive (zip of NAME.npy members)"
+# What zipfile and zlib raise on a damaged member (bad local header, bad stream, unknown method).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 # DEFLATE cannot expand more than ~1032:1; a member claiming more is a zip bomb, not a tensor.
 _MAX_RATIO = 1100
 
@@ -44,7 +49,8 @@ def _header(handle: Any, name: str, where: str) -> tuple[Any, tuple[int, ...], b
             shape, fortran, dtype = npformat.read_array_header_2_0(handle)
         else:
             raise ValueError(f"npy version {version}")
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:
+    except (ValueError, OSError, SyntaxError, EOFError, TypeError, RecursionError, MemoryError,
+            tokenize.TokenError, *_ZIP_ERRORS) as exc:  # numpy tokenizes the header dict: any of these means damaged
         raise CorruptArtifact(f"{where}: member '{name}' is not a .npy array ({exc}); expected {_EXPECT}") from None
     if dtype.hasobject:
         raise UnsafeArtifact(
@@ -63,6 +69,7 @@ class NpzArtifact(ReaderBase):
 
         self.path = path
         self._zip = _open_zip(path)
+        size = path.stat().st_size
         try:
             self._members: dict[str, zipfile.ZipInfo] = {}
             tensors = []
@@ -76,10 +83,19 @@ class NpzArtifact(ReaderBase):
                         f"{path}: member '{info.filename}' claims {info.file_size} bytes from {info.compress_size} "
                         "compressed; expected at most ~1000:1 (a zip bomb?); ckit will not expand it"
                     )
+                if info.compress_size > size or (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size):
+                    raise CorruptArtifact(
+                        f"{path}: member '{info.filename}' claims {info.compress_size} stored bytes "
+                        f"({info.file_size} inflated) in a {size}-byte archive; the archive is damaged"
+                    )
                 key = info.filename[: -len(".npy")]
-                with self._zip.open(info) as handle:
-                    dtype, shape, _ = _header(handle, info.filename, str(path))
-                    header_size = handle.tell()
+                try:
+                    with self._zip.open(info) as handle:
+                        dtype, shape, _ = _header(handle, info.filename, str(path))
+                        header_size = handle.tell()
+                except _ZIP_ERRORS as exc:
+                    raise CorruptArtifact(f"{path}: member '{info.filename}' cannot be read ({exc}); the archive is damaged") from None
+                check_shape(shape, dtype.itemsize, f"{path}: member '{info.filename}'")
                 nbytes = math.prod(shape) * dtype.itemsize
                 if info.file_size - header_size != nbytes:
                     raise CorruptArtifact(
@@ -104,12 +120,13 @@ class NpzArtifact(ReaderBase):
         import numpy as np
 
         info = self._members[key]  # KeyError for an unknown key, as the contract says
+        check_fits(info.file_size, f"{self.path}: member '{info.filename}'")
         try:
             with self._zip.open(info) as handle:
                 value = np.lib.format.read_array(handle, allow_pickle=False)
         except zipfile.BadZipFile as exc:  # CRC-32 of the member: zipfile checks it as it reads
             raise CorruptArtifact(f"{self.path}: member '{info.filename}' is damaged ({exc})") from None
-        except ValueError as exc:
+        except (ValueError, *_ZIP_ERRORS) as exc:
             raise CorruptArtifact(f"{self.path}: member '{info.filename}' cannot be read ({exc})") from None
         return value
 
