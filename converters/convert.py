@@ -111,7 +111,6 @@ def _digest(value: np.ndarray) -> tuple[str, tuple[int, ...], int]:
 _LITTLE_ENDIAN = np.little_endian
 
 
-
 class _RecordingReader:
     """Wraps a reader's read_tensor to remember a digest of each value the writer took."""
 
