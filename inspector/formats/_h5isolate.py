@@ -40,7 +40,7 @@ WALL_FACTOR = 3
 STARTUP_SECONDS = 120
 # Reading data h5py must decode (chunked, filtered, strings): per byte on top of the base.
 READ_SECONDS_PER_GIB = 20.0
-_MAX_HEADER = 1 << 30
+_MAX_HEADER = 256 << 20  # a description of a million objects fits many times over
 
 
 class WorkerError(Exception):
