@@ -173,15 +173,6 @@ class FlatPlan:
             raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written.name}: {exc}") from exc
 
 
-def _producer() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"ckit {version('ckit')}"
-    except Exception:  # running from a checkout: the name alone still says who wrote it
-        return "ckit"
-
-
 def plan_flat(
     manifest: Manifest,
     read: Callable[[str], np.ndarray],
@@ -207,7 +198,9 @@ def plan_flat(
             f"{manifest.path}: no tensors left to write (roles: {manifest.totals['by_role']}); expected at least "
             "one model weight after --weights-only and --map; loosen the map or drop --weights-only"
         )
-    metadata = {"producer": _producer(), "ckit.names": names, "source_format": manifest.format}
+    from .writers.safetensors import producer_name
+
+    metadata = {"producer": producer_name(), "ckit.names": names, "source_format": manifest.format}
     if manifest.producer:
         metadata["source_producer"] = json.dumps(dict(manifest.producer), sort_keys=True, default=str)
     roles = {e.name: e.tensor.role for e in entries if e.tensor.role != "weight"}

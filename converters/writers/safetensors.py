@@ -65,7 +65,7 @@ LAYERS_KEY = "ckit.layers"  # JSON [[layer name, [weight names in layer.weights 
 ORDER_KEY = "ckit.order"  # JSON [weight names in model.weights-by-layer order]
 
 
-def _producer() -> str:
+def producer_name() -> str:
     try:
         from importlib.metadata import version
 
@@ -158,7 +158,7 @@ class SafetensorsWriter:
                 notes.append(
                     f"optimizer state ({len(layout.optimizer)} tensors) left out as asked (include_optimizer off)"
                 )
-        metadata = {"producer": _producer()}
+        metadata = {"producer": producer_name()}
         # safetensors keeps names, not order: record the model's layers and their weight order so
         # ckit (and anyone) can map the file back onto a Keras model without guessing.
         metadata[LAYERS_KEY] = json.dumps([[layer.name, [ref.name for ref in layer.flat_weights()]] for layer in layout.layers])
