@@ -110,7 +110,7 @@ def convert_all(workdir: Path, only: tuple[str, ...] = ()) -> Matrix:
                 message = str(exc)
                 bad = [w for w in ("internal error", "ckit bug", "Traceback") if w in message]
                 if "\n" in message.strip() or bad:
-                    case.status, case.detail = "CRASH", f"refusal is not a clean one-line error: {message[:300]}"
+                    case.status, case.detail = "CRASH", f"refusal is not a clean one-line error: {message[:700]}"
                 else:
                     case.status, case.detail = "refused", message
                 continue
