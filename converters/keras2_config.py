@@ -219,7 +219,7 @@ class _Translator:
             raise UnsupportedFeature(
                 f"{key} is a Keras 3 {class_name}, which tf_keras has no {kind[:-1]} class for; {_PASS_MODEL}"
             )
-        accepted = _signature_params(tf_cls)
+        accepted = accepted_args(tf_cls)
         config = _drop_keras3_defaults(config, accepted, k3_cls, f"{key} ({class_name})")
         return {"class_name": class_name, "config": config}
 
@@ -326,7 +326,7 @@ _SIGNATURES: dict[type, frozenset[str]] = {}
 _POPPED = re.compile(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']")
 
 
-def _signature_params(cls: type) -> frozenset[str]:
+def accepted_args(cls: type) -> frozenset[str]:
     """Named `__init__` parameters along the class's MRO (subclasses pass **kwargs on), and the
     arguments an `__init__` takes out of **kwargs itself (tf_keras RNN's `zero_output_for_mask`)."""
     if cls not in _SIGNATURES:
@@ -353,15 +353,15 @@ def _accepted_layer_args(cls: type, tf_keras: Any) -> frozenset[str]:
     # tf_keras `Layer.__init__` takes these through **kwargs (base_layer.py `allowed_kwargs`).
     base = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights", "activity_regularizer",
             "autocast", "implementation"}
-    return _signature_params(cls) | base
+    return accepted_args(cls) | base
 
 
-_NO_DEFAULT = object()
+NO_DEFAULT = object()
 
 
-def _keras3_default(cls: type | None, key: str) -> Any:
+def default_arg(cls: type | None, key: str) -> Any:
     if cls is None:
-        return _NO_DEFAULT
+        return NO_DEFAULT
     for klass in inspect.getmro(cls):
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -374,7 +374,7 @@ def _keras3_default(cls: type | None, key: str) -> Any:
             return param.default
     # Arguments a Keras 3 class pops from **kwargs (LayerNormalization's deprecated `rms_scaling`) are in
     # no signature: a default instance's own config tells them, where the class needs no arguments.
-    return _default_instance_config(cls).get(key, _NO_DEFAULT)
+    return _default_instance_config(cls).get(key, NO_DEFAULT)
 
 
 _DEFAULT_CONFIGS: dict[type, dict[str, Any]] = {}
@@ -401,8 +401,8 @@ def _drop_keras3_defaults(config: dict[str, Any], accepted: frozenset[str], k3_c
         if key in accepted:
             out[key] = value
             continue
-        default = _keras3_default(k3_cls, key)
-        if default is not _NO_DEFAULT and _same(value, default):
+        default = default_arg(k3_cls, key)
+        if default is not NO_DEFAULT and _same(value, default):
             continue  # a Keras 3 argument left at its default: tf_keras behaves that way without it
         raise UnsupportedFeature(
             f"{what} sets {key}={json.dumps(value, default=str)[:60]}, which tf_keras has no argument for; "
@@ -447,7 +447,7 @@ def _compile_objects(value: Any, kind: str, tf_keras: Any, keras: Any) -> Any:
             raise UnsupportedFeature(f"tf_keras has no {kind[:-1]} class {class_name!r}")
         k3_cls = getattr(getattr(keras, kind), str(class_name), None)
         config = _drop_keras3_defaults(
-            dict(value.get("config") or {}), _signature_params(tf_cls) | {"name", "reduction", "dtype"}, k3_cls,
+            dict(value.get("config") or {}), accepted_args(tf_cls) | {"name", "reduction", "dtype"}, k3_cls,
             f"{kind[:-1]} {class_name}",
         )
         return {"class_name": class_name, "config": config}
@@ -474,11 +474,11 @@ def _optimizer(value: Any, tf_keras: Any, keras: Any) -> dict[str, Any]:
         config["learning_rate"] = {
             "class_name": schedule,
             "config": _drop_keras3_defaults(
-                dict(rate.get("config") or {}), _signature_params(tf_schedule), k3_schedule, f"schedule {schedule}"
+                dict(rate.get("config") or {}), accepted_args(tf_schedule), k3_schedule, f"schedule {schedule}"
             ),
         }
     k3_cls = getattr(keras.optimizers, class_name, None)
-    config = _drop_keras3_defaults(config, _signature_params(tf_cls), k3_cls, f"optimizer {class_name}")
+    config = _drop_keras3_defaults(config, accepted_args(tf_cls), k3_cls, f"optimizer {class_name}")
     config["is_legacy_optimizer"] = False  # tf_keras treats a config without it as a legacy optimizer
     return {"class_name": class_name, "config": config}
 

@@ -203,3 +203,139 @@ def _sequential_input(inner: dict[str, Any], layers: list[Any]) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# --- tf_keras training configs -> Keras 3 compile configs ---------------------------------------------
+
+# tf_keras optimizer switches with no bearing on the update rule, which Keras 3 optimizers do not take.
+_TF_KERAS_RUNTIME_ARGS = frozenset({"is_legacy_optimizer", "jit_compile", "mesh"})
+
+
+def keras3_compile_config(training_config: dict[str, Any] | None, model: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A tf_keras training config as the Keras 3 compile config `model` compiles from, or None and why not.
+
+    The result is tried on `model` itself (`compile_from_config`, what `keras.models.load_model` runs),
+    so what is written is known to compile.
+    """
+    if not isinstance(training_config, dict):
+        return None, None
+    import keras
+
+    try:
+        compile_config = {
+            "optimizer": _k3_optimizer(training_config.get("optimizer_config"), keras),
+            "loss": _k3_objects(training_config.get("loss"), "losses", keras),
+            "metrics": _k3_metrics(training_config.get("metrics"), keras),
+            "weighted_metrics": _k3_metrics(training_config.get("weighted_metrics"), keras),
+            "loss_weights": training_config.get("loss_weights"),
+        }
+        trial = keras.models.clone_model(model)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a config Keras 3 only half understands is not carried
+            trial.compile_from_config(copy.deepcopy(compile_config))
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the config would not compile
+        return None, (
+            f"training config not carried ({_first_line(exc)}); the model is saved uncompiled: call "
+            "model.compile(...) after loading"
+        )
+    return compile_config, None
+
+
+def _serialized(module: str, class_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
+
+
+def _k3_class(namespace: Any, name: str) -> tuple[str, Any]:
+    name = name.split(">", 1)[1] if name.startswith("Custom>") else name  # tf_keras registers its optimizers so
+    if isinstance(getattr(namespace, name, None), type):
+        return name, getattr(namespace, name)
+    for candidate in dir(namespace):
+        if candidate.lower() == name.lower() and isinstance(getattr(namespace, candidate), type):
+            return candidate, getattr(namespace, candidate)
+    raise UnsupportedFeature(f"Keras 3 has no class {name!r}")
+
+
+def _k3_args(config: dict[str, Any], cls: Any, tf_cls: Any, what: str, runtime: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Keep what the Keras 3 class takes; drop a tf_keras-only argument only where it is at tf_keras's default."""
+    from .keras2_config import NO_DEFAULT, accepted_args, default_arg
+
+    accepted = accepted_args(cls)
+    out = {}
+    for key, value in config.items():
+        if key in accepted:
+            out[key] = value
+        elif key in runtime:
+            continue
+        elif (default := default_arg(tf_cls, key)) is not NO_DEFAULT and default == value:
+            continue
+        else:
+            raise UnsupportedFeature(f"{what} sets {key}={value!r}, which Keras 3 has no argument for")
+    return out
+
+
+def _tf_keras_class(kind: str, name: str) -> Any:
+    try:
+        import tf_keras
+    except ImportError:
+        return None
+    name = name.split(">", 1)[1] if name.startswith("Custom>") else name
+    namespace = getattr(tf_keras, kind)
+    return next((getattr(namespace, n) for n in dir(namespace) if n.lower() == name.lower()), None)
+
+
+def _k3_optimizer(value: Any, keras: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or "class_name" not in value:
+        raise UnsupportedFeature("no optimizer in the training config")
+    class_name, cls = _k3_class(keras.optimizers, str(value["class_name"]))
+    config = dict(value.get("config") or {})
+    if "lr" in config:  # Keras <= 2.2 spelling
+        config.setdefault("learning_rate", config.pop("lr"))
+        config.pop("lr", None)
+    if config.get("decay"):
+        raise UnsupportedFeature(f"optimizer {class_name} decays its learning rate (decay={config['decay']}), which Keras 3 optimizers do not")
+    config.pop("decay", None)
+    rate = config.get("learning_rate")
+    if isinstance(rate, dict):
+        schedule, schedule_cls = _k3_class(keras.optimizers.schedules, str(rate.get("class_name")))
+        config["learning_rate"] = _serialized(
+            "keras.optimizers.schedules", schedule,
+            _k3_args(dict(rate.get("config") or {}), schedule_cls, _tf_keras_class("optimizers", schedule), f"schedule {schedule}"),
+        )
+    tf_cls = _tf_keras_class("optimizers", class_name)
+    return _serialized("keras.optimizers", class_name,
+                       _k3_args(config, cls, tf_cls, f"optimizer {class_name}", _TF_KERAS_RUNTIME_ARGS))
+
+
+def _k3_objects(value: Any, kind: str, keras: Any) -> Any:
+    """Losses (or metrics) as Keras 3 serializes them; strings (built-in names) stay strings."""
+    if isinstance(value, list):
+        return [_k3_objects(v, kind, keras) for v in value]
+    if isinstance(value, dict) and "class_name" not in value:
+        return {k: _k3_objects(v, kind, keras) for k, v in value.items()}
+    if not isinstance(value, dict):
+        return value
+    class_name, cls = _k3_class(getattr(keras, kind), str(value["class_name"]))
+    config = dict(value.get("config") or {})
+    config.pop("fn", None)  # a built-in loss class fixes its function; tf_keras records it anyway
+    if config.get("reduction") == "auto":  # tf_keras's "auto" is Keras 3's default reduction
+        config["reduction"] = "sum_over_batch_size"
+    return _serialized(f"keras.{kind}", class_name,
+                       _k3_args(config, cls, _tf_keras_class(kind, class_name), f"{kind[:-1]} {class_name}"))
+
+
+def _k3_metrics(value: Any, keras: Any) -> Any:
+    """tf_keras records compiled metrics per output, as objects (`MeanMetricWrapper` named "accuracy");
+    Keras 3 takes the names a user passes to compile for those."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]  # one output
+    if isinstance(value, list):
+        return [_k3_metrics(v, keras) for v in value]
+    if isinstance(value, dict) and value.get("class_name") == "MeanMetricWrapper":
+        name = (value.get("config") or {}).get("name")
+        if isinstance(name, str):
+            return name
+    return _k3_objects(value, "metrics", keras)

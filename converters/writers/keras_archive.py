@@ -50,8 +50,15 @@ class KerasArchiveWriter:
         k3 = keras3_model_config(layout)
         plan = plan_from_model(layout, k3.model)
         notes = optimizer_notes(layout)
-        if layout.training_config and not k3.config.get("compile_config"):
-            notes.append(COMPILE_NOTE)
+        config = k3.config
+        if layout.training_config and not config.get("compile_config"):
+            from ..keras3_config import keras3_compile_config
+
+            compile_config, note = keras3_compile_config(layout.training_config, k3.model)
+            if compile_config is not None:
+                config = {**config, "compile_config": compile_config}
+            else:
+                notes.append(note or COMPILE_NOTE)
 
         import keras
 
@@ -64,7 +71,7 @@ class KerasArchiveWriter:
             write_h5(plan, layout.read, weights, options.progress)
             with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr(METADATA_MEMBER, json.dumps(metadata))
-                zf.writestr(CONFIG_MEMBER, json.dumps(k3.config))
+                zf.writestr(CONFIG_MEMBER, json.dumps(config))
                 zf.write(weights, WEIGHTS_MEMBER)
         return WriteResult(paths=(dst,), notes=tuple(notes))
 

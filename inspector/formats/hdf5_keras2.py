@@ -156,6 +156,8 @@ class KerasH5Reader(ReaderBase):
                 raw = _hdf5.read_attr(f, attr, self.display)
                 if raw is None:
                     continue
+                if isinstance(raw, list) and all(isinstance(part, str) for part in raw):
+                    raw = "".join(raw)  # stored in chunks (`model_config0`, `model_config1`, ...): one JSON text
                 try:
                     metadata[attr] = json.loads(raw)
                 except (TypeError, ValueError, RecursionError):

@@ -147,9 +147,50 @@ def test_old_config_to_keras3_model(tmp_path):
     import keras
 
     inputs, logits = _reference("cnn")
-    convert(old_h5(tmp_path, "cnn"), tmp_path / "m.keras", "keras3-model")
-    loaded = keras.models.load_model(tmp_path / "m.keras")
+    result = convert(old_h5(tmp_path, "cnn"), tmp_path / "m.keras", "keras3-model")
+    assert not any("training config" in note or "uncompiled" in note for note in result.notes), result.notes
+    loaded = load_compiled_keras3(tmp_path / "m.keras")
     np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+    # Keras 2.1's RMSprop(lr=0.001, decay=0.0) compiles as Keras 3's RMSprop(learning_rate=0.001)
+    assert type(loaded.optimizer).__name__ == "RMSprop"
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert loaded.loss == "sparse_categorical_crossentropy"
+
+
+def load_compiled_keras3(path):
+    """keras.models.load_model, compiling from the archive's compile config.  The optimizer starts fresh,
+    which Keras 3 says as it does for its own untrained compiled models."""
+    import keras
+
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        return keras.models.load_model(path)
+
+
+def test_tf_keras_training_config_becomes_a_keras3_compile_config(tmp_path):
+    inputs, logits = _reference("seed")
+    result = convert(fixture_path("seed", "tf_keras", "model.h5"), tmp_path / "m.keras", "keras3-model")
+    assert not any("uncompiled" in note for note in result.notes), result.notes
+    loaded = load_compiled_keras3(tmp_path / "m.keras")
+    np.testing.assert_allclose(_predict(loaded, inputs), logits, atol=1e-5)
+    assert type(loaded.optimizer).__name__ == "RMSprop"
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert loaded.loss.get_config()["from_logits"] is True
+
+
+def test_a_decaying_learning_rate_is_not_carried_into_keras3(tmp_path):
+    import keras
+
+    src = old_h5(tmp_path, "seed")
+    with h5py.File(src, "r+") as f:
+        config = json.loads(f.attrs["training_config"])
+        config["optimizer_config"]["config"]["decay"] = 1e-4
+        f.attrs["training_config"] = json.dumps(config).encode()
+    result = convert(src, tmp_path / "m.keras", "keras3-model")
+    assert any(
+        note.startswith("training config not carried (optimizer RMSprop decays its learning rate (decay=0.0001)")
+        for note in result.notes
+    ), result.notes
+    assert getattr(keras.models.load_model(tmp_path / "m.keras"), "optimizer", None) is None
 
 
 def test_old_config_crash_is_gone_on_the_command_line(tmp_path):
@@ -253,7 +294,7 @@ def test_tf24_saved_model_to_keras3_and_h5_model(tmp_path):
     src = tf24_saved_model(tmp_path)
     inputs, logits = _reference("cnn")
     convert(src, tmp_path / "m.keras", "keras3-model")
-    np.testing.assert_allclose(_predict(keras.models.load_model(tmp_path / "m.keras"), inputs), logits, atol=1e-5)
+    np.testing.assert_allclose(_predict(load_compiled_keras3(tmp_path / "m.keras"), inputs), logits, atol=1e-5)
     result = convert(src, tmp_path / "m.h5", "h5-model")
     assert not any("training config" in note for note in result.notes), result.notes
     loaded = tf_keras.models.load_model(tmp_path / "m.h5")
@@ -310,3 +351,18 @@ def test_lambda_loss_in_training_config_is_not_carried(tmp_path):
 
     loaded = tf_keras.models.load_model(tmp_path / "m.h5")  # would raise "Unknown loss function: '<lambda>'"
     assert loaded.optimizer is None
+
+
+def test_chunked_model_config_attribute_is_joined(tmp_path):
+    """A config split over `model_config0`, `model_config1` (the chunking tf_keras applies to long
+    attribute lists, save_attributes_to_hdf5_group) reads as the one JSON text it is."""
+    src = tmp_path / "chunked.h5"
+    shutil.copy(fixture_path("seed", "tf_keras", "model.h5"), src)
+    with h5py.File(src, "r+") as f:
+        text = f.attrs["model_config"]
+        text = text.decode() if isinstance(text, bytes) else text
+        del f.attrs["model_config"]
+        half = len(text) // 2
+        f.attrs["model_config0"] = np.array([text[:half].encode()])
+        f.attrs["model_config1"] = np.array([text[half:].encode()])
+    assert model_config_of(read_manifest(src))["config"] == json.loads(text)
