@@ -22,8 +22,6 @@ pytestmark = pytest.mark.tf
 
 
 def _predict(model, inputs):
-    if isinstance(inputs, dict):
-        return np.asarray(model(inputs, training=False))
     return np.asarray(model(inputs, training=False))
 
 
