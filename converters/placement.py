@@ -61,6 +61,8 @@ _MHA_PARTS = (("query", "_query_dense", "query_dense"), ("key", "_key_dense", "k
 _MHA_BY_SCOPE = {scope: (tf, k3, rank) for rank, (scope, tf, k3) in enumerate(_MHA_PARTS)}
 _RNN_LAYERS = frozenset({*kn.RNN_CELLS, "RNN"})
 _CUDNN = frozenset({"CuDNNLSTM", "CuDNNGRU"})
+_KNOWN_CLASSES = frozenset({*kn.LAYER_VARIABLES, *_RNN_LAYERS, *kn.MODEL_CLASSES, *kn.WRAPPER_CLASSES, *_CUDNN,
+                            *kn.WEIGHTLESS_CLASSES, "MultiHeadAttention"})
 # Classes whose Keras 3 counterpart has another name (the group name follows the Keras 3 class).
 _KERAS3_CLASS = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU", "Convolution1D": "Conv1D", "Convolution2D": "Conv2D",
                  "Convolution3D": "Conv3D", "Deconvolution2D": "Conv2DTranspose", "AtrousConvolution2D": "Conv2D",
@@ -127,16 +129,22 @@ def _class_of(node: LayerNode, entry: Mapping[str, Any] | None) -> str | None:
         # The source's CuDNN layer re-laid for the target's standard layer (or back): the target's
         # class decides where its variables go, and the bias rule below checks the re-laying.
         found = node.class_name
-    if found:
+    if found and found in _KNOWN_CLASSES:
         return str(found)
+    # No class, or one ckit has no rule for (a user's LSTM subclass): the variables say what it holds.
+    guessed = _class_from_variables(node)
+    return guessed or (str(found) if found else None)
+
+
+def _class_from_variables(node: LayerNode) -> str | None:
     refs = node.flat_weights()
     firsts = {(_relative(r, node.name) or [""])[0] for r in refs}
     if firsts and all(f.startswith(("forward_", "backward_")) for f in firsts):
         return "Bidirectional"
     if firsts and firsts <= set(_MHA_BY_SCOPE):
         return "MultiHeadAttention"
-    if any(r.attribute == "recurrent_kernel" for r in refs) and not node.children:
-        return "RNN"
+    if any(r.attribute == "recurrent_kernel" for r in refs) and len(node.children) <= 1:
+        return "RNN"  # the layer itself, or it and its one cell
     return None
 
 
