@@ -179,6 +179,11 @@ def _layer_slots(node: LayerNode, entry: Mapping[str, Any] | None, target: str,
                  nested_groups: Callable[[LayerNode, Mapping[str, Any] | None], list[str]]) -> list[tuple[WeightRef, _Built]]:
     """The node's weights in its `weights` order, each with its path below the node."""
     cls = _class_of(node, entry)
+    if cls in _CUDNN and not (entry and entry.get("class_name") in _CUDNN) and target not in H5_TARGETS:
+        # CuDNN weights known only from their shapes (a weights-only file): a TF checkpoint or Keras 3
+        # file is read by today's standard LSTM/GRU, whose cell takes gates x units of bias.  Only a
+        # config (the source's, or the --model's) that names a CuDNN layer keeps it one.
+        cls = "LSTM" if cls == "CuDNNLSTM" else "GRU"
     refs = node.flat_weights()
     if cls in kn.MODEL_CLASSES or (node.is_container and node.children):
         out: list[tuple[WeightRef, _Built]] = []
