@@ -29,11 +29,6 @@ XFAIL = {
     ("textgenrnn", "safetensors"):
         "issue 7: CuDNNLSTM weights kept in the CuDNN layout under names without the cell level "
         "(rnn_1/kernel, not rnn_1/lstm_cell/kernel): no name matches the model",
-    ("rnnmorph", "saved-model"):
-        "issue 7: correct output fails verification ('this is a ckit bug'): the placement check expects "
-        "layer_with_weights-6/kernel for rnnmorph's ReversedLSTM (a custom LSTM subclass, from --model) "
-        "whose SavedModel tracks layer_with_weights-6/cell/kernel (exact before placement-checked "
-        "verification, at c2a95f8)",
     ("rnnmorph", "safetensors"):
         "issue 7: TimeDistributed(Embedding) named by its Keras 2.1 inner name chars_embeddings/embeddings, "
         "not the variable name time_distributed_1/embeddings: no name matches the model",
