@@ -72,8 +72,9 @@ def check_before_open(path: str | Path) -> None:
     path = Path(path)
     if not path.exists() and not path.with_name(path.name + ".index").exists():
         return
+    # A checkpoint prefix names no file: its files are its siblings sharing its stem.
     root = _root(path if path.exists() else path.parent)
-    for candidate in _candidates(path if path.exists() else path.parent):
+    for candidate in _candidates(path):
         if candidate.is_symlink():
             target = os.path.realpath(candidate)
             if not _inside(target, root):

@@ -261,6 +261,11 @@ def test_a_symlink_the_user_names_and_links_inside_the_artifact_are_fine(tmp_pat
     shutil.move(data, src / "moved")
     data.symlink_to(src / "moved")
     assert read_manifest(src).tensors
+    # A checkpoint named by its prefix: only its own files count, not a stray link beside it.
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(fixture_path("seed", "tf_keras", "ckpt"), ckpt)
+    (ckpt / "notes.txt").symlink_to("/etc/hostname")
+    assert read_manifest(ckpt / "weights").tensors
     assert links.FOLLOW is False
 
 
