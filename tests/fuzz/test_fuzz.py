@@ -7,10 +7,13 @@ Longer runs: `python -m tests.fuzz.run --seconds 3600` (see README, "Hostile inp
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
+# Hypothesis keeps a cache directory; it belongs in /tmp, not in the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "ckit-hypothesis"))
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
