@@ -108,7 +108,7 @@ class Worker:
                 proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # it died: reading the reply finds out how
-            reply, data = self._reply(time.monotonic() + WALL_FACTOR * seconds, what, seconds, max_reply)
+            reply, data = self._reply(time.monotonic() + WALL_FACTOR * seconds, what, WALL_FACTOR * seconds, max_reply)
             done = True
         finally:
             if not done:  # timeout, crash, Ctrl-C, SIGTERM: the child never outlives the request
@@ -137,6 +137,7 @@ class Worker:
         return reply, data
 
     def _read_exact(self, count: int, deadline: float, what: str, seconds: float) -> bytearray:
+        """`count` bytes of the reply; `seconds` is the wall-clock limit the deadline stands for."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         fd = proc.stdout.fileno()
@@ -149,7 +150,7 @@ class Worker:
                 left = deadline - time.monotonic()
                 if left <= 0 or not selector.select(timeout=left):
                     raise CorruptArtifact(
-                        f"{self.display}: the HDF5 library did not finish {what} within {WALL_FACTOR * seconds:g} s "
+                        f"{self.display}: the HDF5 library did not finish {what} within {seconds:g} s "
                         "(a damaged file can make it loop forever); the file is damaged or not a Keras file "
                         "(CKIT_HDF5_TIMEOUT raises the limit)"
                     )

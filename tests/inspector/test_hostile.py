@@ -64,6 +64,14 @@ def test_hdf5_memory_limit_is_a_one_line_error(tmp_path: Path) -> None:
     assert "weights.h5" in err and "CKIT_HDF5_MEMORY_MB" in err
 
 
+def test_hdf5_time_limit_is_a_one_line_error() -> None:
+    # A limit no parse can meet stands in for a file the library loops on: the worker is killed.
+    proc = _cli("dump", str(fixture_path("seed", "tf_keras", "model.h5")), env={"CKIT_HDF5_TIMEOUT": "0.001"})
+    err = _one_line(proc)
+    assert "model.h5: the HDF5 library did not finish reading the file's structure within" in err
+    assert "CKIT_HDF5_TIMEOUT" in err
+
+
 def test_crashed_hdf5_worker_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
     f = _hdf5.describe(_hdf5.Source(str(fixture_path("seed", "tf_keras", "weights.h5"))), "weights.h5",
                        keep_worker=True)
