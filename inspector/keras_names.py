@@ -323,3 +323,19 @@ def with_cell_level(layer: str, names: list[str], shapes: list[tuple[int, ...]],
     if cell is None or class_name not in RNN_CELLS:
         return names
     return [f"{n.partition('/')[0]}/{cell}/{n.rpartition('/')[2]}" for n in names]
+
+
+def owned_names(layer: str, names: list[str], class_name: str | None = None) -> list[str]:
+    """Names of a layer's own weights as tf_keras names its variables, where an old Keras wrote
+    another scope: Keras 2.0 uniquified name scopes (`conv2d_1_1/kernel` in layer `conv2d_1`), and
+    Keras <= 2.1 named a TimeDistributed layer's weights after the wrapped layer
+    (`chars_embeddings/embeddings` in `time_distributed_1`); tf_keras names both after the layer."""
+    wrapper = (class_name or class_for_group(layer)) == "TimeDistributed"
+    out = []
+    for name in names:
+        scope, _, rest = name.partition("/")
+        if rest and "/" not in rest and scope != layer and (
+                wrapper or re.fullmatch(re.escape(layer) + r"_\d+", scope)):
+            name = f"{layer}/{rest}"
+        out.append(name)
+    return out

@@ -8,8 +8,9 @@ which sum to the standard one (4 x units); a CuDNNGRU's 6 x units bias is GRU(re
 
 Which layout to write follows the layer the target loads into: Keras 3 has no CuDNN layers, so
 Keras 3 targets get the standard layout; tf_keras HDF5 targets keep the file's layout (tf_keras
-converts on load); TF checkpoints keep a CuDNN layer's own layout (a CuDNNLSTM tracks its variables
-without a cell) and give an LSTM / GRU the standard one.
+converts on load); other targets keep a layer's CuDNN layout only where the config (or the layer's
+default name) says the layer is CuDNN (a CuDNNLSTM tracks its variables without a cell), and give
+any other layer the standard layout.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ def refine(node: LayerNode, ctx: Context) -> LayerNode:
     if found is None or found[1] != "cudnn":
         return node
     family = found[0]
-    is_cudnn_class = node.class_name in (None, CUDNN_CLASS[family])
-    if ctx.target in HDF5_TARGETS or (ctx.target not in KERAS3_TARGETS and is_cudnn_class):
-        # The target's layer is the CuDNN one (or tf_keras converts on load): keep the file's layout.
-        return replace(node, class_name=CUDNN_CLASS[family]) if node.class_name is None else node
-    if ctx.target is None:
+    if ctx.target in HDF5_TARGETS or ctx.target is None:
+        # tf_keras converts on load, into whichever layer the model has: keep the file's layout.
         return node
+    if node.class_name == CUDNN_CLASS[family] and ctx.target not in KERAS3_TARGETS:
+        return node  # the model (rebuilt from the config, or the user's) has the CuDNN layer itself
+    # Keras 3 has no CuDNN layers, and a layer the file does not name as CuDNN is taken to be the
+    # standard one: CuDNNLSTM ran only on a GPU, where today's LSTM uses cuDNN by itself.
     return to_standard(node, refs, family, ctx)
 
 

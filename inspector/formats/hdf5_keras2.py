@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import CkitError, CorruptArtifact
-from ..keras_names import MODEL_CLASSES, keras1_weight_name, strip_tf_suffix, with_cell_level
+from ..keras_names import MODEL_CLASSES, keras1_weight_name, owned_names, strip_tf_suffix, with_cell_level
 from ..manifest import Manifest, ShardInfo, TensorInfo
 from . import _hdf5
 from .base import ReaderBase
@@ -191,7 +191,8 @@ class KerasH5Reader(ReaderBase):
                 layers.append(layer)
                 own = tensors[len(tensors) - len(weight_names):]
                 cls = classes.get(layer) if keras1 else _config_classes_cached(self, metadata).get(layer)
-                named = with_cell_level(layer, [t.name for t in own], [t.shape for t in own], cls)
+                named = owned_names(layer, [t.name for t in own], cls)
+                named = with_cell_level(layer, named, [t.shape for t in own], cls)
                 tensors[len(tensors) - len(own):] = [replace(t, name=n) for t, n in zip(own, named)]
 
         if kind == "h5-model" and "optimizer_weights" in f:

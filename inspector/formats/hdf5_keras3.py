@@ -205,7 +205,10 @@ class Keras3Layout:
                 i += 2
             else:
                 here = "/" + "/".join(parts[: i + 1])
-                prefix = f"{prefix}/{self.layer_name(here)}" if prefix else self.layer_name(here)
+                parent = "/" + "/".join(parts[:i])
+                if not (parts[i] == "layer" and i and self._class_of(parent) == "TimeDistributed"):
+                    # tf_keras names a TimeDistributed layer's weights after the wrapper (`td/kernel`).
+                    prefix = f"{prefix}/{self.layer_name(here)}" if prefix else self.layer_name(here)
                 i += 1
         return prefix
 

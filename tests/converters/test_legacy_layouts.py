@@ -100,6 +100,21 @@ def test_time_distributed_converts_exactly(source, model, target, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("source", ["model.keras", "model.weights.h5"])
+@pytest.mark.parametrize("target", ["tf-checkpoint", "h5-weights", "keras3-weights"])
+def test_keras3_time_distributed_converts_exactly(source, target, tmp_path):
+    with np.load(LEGACY / "time_distributed" / "keras3" / "reference.npz") as ref:
+        inputs, expected = ref["inputs"], ref["keras3"]
+    dst = _convert(LEGACY / "time_distributed" / "keras3" / source, tmp_path, target)
+    _, got = _reload(target, dst, lm.time_distributed_model, inputs)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_keras3_time_distributed_weights_are_named_as_tf_keras_names_them():
+    names = [t.name for t in read_manifest(LEGACY / "time_distributed" / "keras3" / "model.keras").model_weights()]
+    assert names[:2] == ["frames/kernel", "frames/bias"]  # Keras 3 says frames/dense/kernel
+
+
 def test_time_distributed_layer_is_tracked_as_layer_in_checkpoint(tmp_path):
     dst = _convert(TIME_DISTRIBUTED / "model.h5", tmp_path, "tf-checkpoint")
     keys = {t.key.split("/.ATTRIBUTES/")[0] for t in read_manifest(dst).model_weights()}

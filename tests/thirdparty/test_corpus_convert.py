@@ -19,19 +19,10 @@ from tests.thirdparty.matrix import TARGETS, artifact_names, run_matrix
 
 # (artifact, target) -> what goes wrong on main. Measured with benchmarks/corpus_report.py.
 XFAIL = {
-    ("fer", "safetensors"):
-        "issue 7: Keras 2.0 weight names keep the writer's name-scope suffix (conv2d_1_1/kernel, "
-        "batch_normalization_10_1/beta): no safetensors name matches a variable of the model",
-    ("textgenrnn", "tf-checkpoint"):
-        "issue 7: CuDNNLSTM weights (bias 8 x units) written unchanged as layer_with_weights-N/kernel "
-        "where tf_keras tracks the LSTM's layer_with_weights-N/cell/kernel (4 x units); no longer reported "
-        "verified: verification refuses it ('must be at .../cell/kernel ... this is a ckit bug')",
     ("textgenrnn", "safetensors"):
-        "issue 7: CuDNNLSTM weights kept in the CuDNN layout under names without the cell level "
-        "(rnn_1/kernel, not rnn_1/lstm_cell/kernel): no name matches the model",
-    ("rnnmorph", "safetensors"):
-        "issue 7: TimeDistributed(Embedding) named by its Keras 2.1 inner name chars_embeddings/embeddings, "
-        "not the variable name time_distributed_1/embeddings: no name matches the model",
+        "issue 7: a flat target copies the file's tensors as they are: CuDNNLSTM weights stay in the CuDNN "
+        "layout (rnn_1/kernel, bias 8 x units; the Keras targets re-lay them for LSTM), so no name matches "
+        "the LSTM model",
     ("basic_pitch", "keras3-weights"):
         "issue 7: a Keras 3 .weights.h5 is written for a TF 2.4 SavedModel of custom layers (CQT2010v2, "
         "HarmonicStacking, ...) that Keras 3 cannot build, so no loader can prove it (the .keras target "
