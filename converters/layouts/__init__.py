@@ -23,8 +23,6 @@ from ..layout import LayerNode, WeightRef
 
 # Targets whose loader is Keras 3 (which has no CuDNN layers and converts nothing on load).
 KERAS3_TARGETS = frozenset({"keras3-weights", "keras3-model"})
-# Targets whose tf_keras loader converts legacy layouts itself (`preprocess_weights_for_loading`).
-HDF5_TARGETS = frozenset({"h5-weights", "h5-model"})
 
 
 class Derived:

@@ -7,10 +7,9 @@ which sum to the standard one (4 x units); a CuDNNGRU's 6 x units bias is GRU(re
 (2, 3 x units).  A GRU with reset_after=False has no CuDNN counterpart, so that pairing is refused.
 
 Which layout to write follows the layer the target loads into: Keras 3 has no CuDNN layers, so
-Keras 3 targets get the standard layout; tf_keras HDF5 targets keep the file's layout (tf_keras
-converts on load); other targets keep a layer's CuDNN layout only where the config (or the layer's
-default name) says the layer is CuDNN (a CuDNNLSTM tracks its variables without a cell), and give
-any other layer the standard layout.
+Keras 3 targets get the standard layout; tf_keras targets keep a layer's CuDNN layout only where the
+config (or the layer's default name) says the layer is CuDNN (a CuDNNLSTM tracks its variables
+without a cell), and give any other layer the standard layout.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from inspector.errors import UnsupportedFeature
 from inspector.keras_names import rnn_layout
 
 from ..layout import LayerNode, WeightRef
-from . import HDF5_TARGETS, KERAS3_TARGETS, Context
+from . import KERAS3_TARGETS, Context
 
 GATES = {"LSTM": 4, "GRU": 3}
 CUDNN_CLASS = {"LSTM": "CuDNNLSTM", "GRU": "CuDNNGRU"}
@@ -53,13 +52,13 @@ def refine(node: LayerNode, ctx: Context) -> LayerNode:
     if found is None or found[1] != "cudnn":
         return node
     family = found[0]
-    if ctx.target in HDF5_TARGETS or ctx.target is None:
-        # tf_keras converts on load, into whichever layer the model has: keep the file's layout.
+    if ctx.target is None:
         return node
     if node.class_name == CUDNN_CLASS[family] and ctx.target not in KERAS3_TARGETS:
         return node  # the model (rebuilt from the config, or the user's) has the CuDNN layer itself
     # Keras 3 has no CuDNN layers, and a layer the file does not name as CuDNN is taken to be the
-    # standard one: CuDNNLSTM ran only on a GPU, where today's LSTM uses cuDNN by itself.
+    # standard one: CuDNNLSTM ran only on a GPU, where today's LSTM uses cuDNN by itself.  (tf_keras
+    # would convert an HDF5 file on load too, but Keras 3 reading the same .h5 would not.)
     return to_standard(node, refs, family, ctx)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from inspector.keras_names import cell_class, rnn_class_from_shapes
+from inspector.keras_names import cell_class, rnn_class_from_shapes, rnn_layout
 
 from ..layout import RNN_CLASSES, LayerNode
 from . import Context, wrapped_config
@@ -58,8 +58,10 @@ def rnn(node: LayerNode, ctx: Context | None = None) -> LayerNode:
     """An RNN layer known from its weights' names and shapes when nothing names its class."""
     if node.class_name is None and not node.children and node.weights:
         names = tuple(ref.attribute for ref in node.weights)
-        if names in _RNN_VARIABLES:
-            found = rnn_class_from_shapes([tuple(ref.shape) for ref in node.weights])
+        shapes = [tuple(ref.shape) for ref in node.weights]
+        cudnn = (rnn_layout(shapes) or ("", ""))[1] == "cudnn"  # a CuDNN layer holds its weights itself
+        if names in _RNN_VARIABLES and not cudnn:
+            found = rnn_class_from_shapes(shapes)
             if found:
                 return replace(node, class_name=found)
     if node.class_name is None and len(node.children) == 1 and not node.weights:
