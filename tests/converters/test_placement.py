@@ -67,17 +67,15 @@ for name in NAMES:
     np.savez(out / f"{name}_weights.npz", *m.get_weights())
 """
 
-# Load converted files with the framework's own loader; print each model's weights' CRCs.
+# Load converted files with the framework's own loader (Keras 3 or tf_keras, one process for both);
+# print each model's weights' CRCs.
 _LOAD = _ARCHITECTURES + r"""
 import json, sys, zlib
-framework, jobs = sys.argv[1], json.loads(sys.argv[2])
-if framework == "keras3":
-    import keras as k
-else:
-    import tf_keras as k
+import keras
+import tf_keras
 out = {}
-for name, path in jobs:
-    m = build(k, name)
+for framework, name, path in json.loads(sys.argv[1]):
+    m = build(keras if framework == "keras3" else tf_keras, name)
     m.load_weights(path)
     out[path] = [zlib.crc32(np.ascontiguousarray(w).tobytes()) for w in m.get_weights()]
 print(json.dumps(out))
@@ -97,8 +95,8 @@ def saved(tmp_path_factory) -> Path:
     return out
 
 
-def _load_crcs(framework: str, jobs: list[tuple[str, Path]]) -> dict[str, list[int]]:
-    done = subprocess.run([sys.executable, "-c", _LOAD, framework, json.dumps([(n, str(p)) for n, p in jobs])],
+def _load_crcs(jobs: list[tuple[str, str, Path]]) -> dict[str, list[int]]:
+    done = subprocess.run([sys.executable, "-c", _LOAD, json.dumps([(f, n, str(p)) for f, n, p in jobs])],
                           capture_output=True, text=True, env=_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -267,18 +265,24 @@ def test_keras3_writer_swapping_two_groups_fails(saved, tmp_path, monkeypatch):
 
 
 def test_correct_outputs_verify_and_load(saved, tmp_path):
-    jobs3, jobs2 = [], []
-    for name in ("cnn", "bidi"):
+    """Known correct outputs pass verification, and the frameworks' own loaders restore every weight:
+    a Keras 2 CNN with BatchNormalization, MultiHeadAttention, Bidirectional and TimeDistributed to
+    Keras 3 .weights.h5; the same to tf_keras HDF5 and TF checkpoints (an LSTM named so that
+    nothing but its variables says what it is, from a weights-only .h5)."""
+    jobs = []
+    for name in ("cnn", "mha", "bidi", "td"):
         k3 = tmp_path / f"{name}.weights.h5"
         result = convert(saved / f"{name}_model.h5", k3)
         assert result.verified and result.format == "keras3-weights"
-        jobs3.append((name, k3))
+        jobs.append(("keras3", name, k3))
+    for name in ("cnn", "bidi"):
         h5 = tmp_path / f"{name}.h5"
         assert convert(saved / f"{name}.h5", h5, to="h5-weights").verified
-        jobs2.append((name, h5))
-    ck = tmp_path / "bidi_ck"
-    assert convert(saved / "bidi.h5", ck, to="tf-checkpoint").verified
-    jobs2.append(("bidi", ck))
-    loaded = {**_load_crcs("keras3", jobs3), **_load_crcs("tf_keras", jobs2)}
-    for name, path in jobs3 + jobs2:
+        jobs.append(("tf_keras", name, h5))
+    for name, source in (("bidi", "bidi.h5"), ("td", "td_model.h5"), ("mha", "mha_model.h5"), ("enc", "enc.h5")):
+        ck = tmp_path / f"{name}_ck"
+        assert convert(saved / source, ck, to="tf-checkpoint").verified
+        jobs.append(("tf_keras", name, ck))
+    loaded = _load_crcs(jobs)
+    for _, name, path in jobs:
         assert loaded[str(path)] == _crcs(saved / f"{name}_weights.npz"), (name, path)
