@@ -104,3 +104,31 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 def test_cli_output_has_no_escape_codes_when_piped(capsys):
     assert main(["stats", str(FIXTURES / "edge/nonfinite/weights.h5")]) == 0
     assert "\x1b[" not in capsys.readouterr().out
+
+
+def test_progress_bar_only_on_a_terminal_for_large_artifacts():
+    import io
+
+    from inspector.clikit import PROGRESS_MIN_BYTES, progress_for
+
+    assert progress_for(10 * PROGRESS_MIN_BYTES, io.StringIO()) is None  # not a terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_for(PROGRESS_MIN_BYTES - 1, Terminal()) is None  # too small to bother
+    screen = Terminal()
+    advance = progress_for(4 * PROGRESS_MIN_BYTES, screen)
+    advance(PROGRESS_MIN_BYTES)
+    assert " 25%" in screen.getvalue()
+    advance(3 * PROGRESS_MIN_BYTES)
+    assert screen.getvalue().endswith("\r")  # the bar is wiped when done
+
+
+def test_tensorboard_run_names_are_distinct(tmp_path):
+    from inspector.tensorboard import run_names
+
+    a, b = tmp_path / "run1" / "ckpt", tmp_path / "run2" / "ckpt"
+    assert run_names([str(a), str(b)]) == ["run1_ckpt", "run2_ckpt"]
+    assert run_names([str(a)]) == ["ckpt"]
