@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from inspector.crc32c import crc32c
 from inspector.errors import (
     CkitError,
     CorruptArtifact,
@@ -34,6 +33,7 @@ from inspector.errors import (
 )
 from inspector.manifest import Manifest
 from inspector.registry import open_artifact
+from inspector.verify import array_digest
 
 from .layout import ModelLayout, WeightRef
 from .model_config import model_config_of
@@ -96,21 +96,6 @@ def resolve_target(dst: Path, to: str | None, source: Manifest) -> str:
     return target
 
 
-def _digest(value: np.ndarray) -> tuple[str, tuple[int, ...], int]:
-    if value.dtype == object:
-        payload = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in value.reshape(-1))
-        return ("string", tuple(value.shape), crc32c(payload))
-    contiguous = np.ascontiguousarray(value)
-    if contiguous.dtype.byteorder == ">" or (contiguous.dtype.byteorder == "=" and not _LITTLE_ENDIAN):
-        # The same numbers stored big-endian (an HDF5 file from another machine) are the same weights:
-        # compare values, not byte order.
-        contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
-    return (contiguous.dtype.str, tuple(value.shape), crc32c(memoryview(contiguous).cast("B")))
-
-
-_LITTLE_ENDIAN = np.little_endian
-
-
 class _RecordingReader:
     """Wraps a reader's read_tensor to remember a digest of each value the writer took."""
 
@@ -120,7 +105,7 @@ class _RecordingReader:
 
     def __call__(self, key: str) -> np.ndarray:
         value = self._read(key)
-        self.digests[key] = _digest(value)
+        self.digests[key] = array_digest(value)
         return value
 
 
@@ -590,7 +575,7 @@ def _verify_output(
 
     config = (layout.model_config or {}).get("config")
     names = {t.key: t.name for t in source.tensors} if source is not None else None
-    by_role, nbytes, notes = verify_output(layout, recording.digests, written, target, config, _digest, names)
+    by_role, nbytes, notes = verify_output(layout, recording.digests, written, target, config, names)
     return _Written(by_role=by_role, bytes=nbytes, notes=tuple(notes))
 
 

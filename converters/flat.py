@@ -32,6 +32,7 @@ from inspector.formats.object_graph import VARIABLE_SUFFIX
 from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY
 from inspector.manifest import Manifest, TensorInfo
 from inspector.namemap import NAME_SCHEMES, NameMap, flat_names, path_name
+from inspector.verify import array_digest, stored_digest
 
 from .layout import ModelLayout, WeightRef
 from .writers.base import WriteOptions, WriteResult
@@ -102,10 +103,8 @@ class FlatPlan:
         return [e.ref for e in self.entries]
 
     def _read(self, key: str) -> np.ndarray:
-        from .convert import _digest  # the one digest every conversion is verified with
-
         value = self.read(key)
-        self.digests[key] = _digest(np.asarray(value))
+        self.digests[key] = array_digest(np.asarray(value))
         return value
 
     def layout(self) -> ModelLayout:
@@ -138,12 +137,11 @@ class FlatPlan:
         """Re-read the output with ckit's reader: the same tensors, every one equal to its source."""
         from inspector.registry import open_artifact
 
-        from .convert import _digest
-
         expected = self.expected_keys()
         try:
             with open_artifact(written, self.target) as reader:
-                produced = {t.key for t in reader.manifest.tensors if t.role != "metadata"}
+                by_key = {t.key: t for t in reader.manifest.tensors}
+                produced = {key for key, t in by_key.items() if t.role != "metadata"}
                 if produced != set(expected):
                     extra, missing = sorted(produced - set(expected)), sorted(set(expected) - produced)
                     raise CorruptArtifact(
@@ -159,7 +157,7 @@ class FlatPlan:
                             "is a ckit bug: please report it (--no-verify skips the check)"
                         )
                 for key, entry in expected.items():
-                    got = _digest(np.asarray(reader.read_tensor(key)))
+                    got = stored_digest(reader, by_key[key])
                     want = self.digests.get(entry.tensor.key)
                     if want is None or got != want:
                         raise CorruptArtifact(

@@ -34,10 +34,10 @@ from inspector import keras_names as kn
 from inspector.errors import CkitError, CorruptArtifact
 from inspector.manifest import Manifest, TensorInfo
 from inspector.registry import open_artifact
+from inspector.verify import Digest, stored_digest
 
 from .layout import LayerNode, ModelLayout, WeightRef
 
-Digest = tuple[str, tuple[int, ...], int]
 
 _BUG = "this is a ckit bug: please report it (--no-verify skips the check)"
 _LOADER = {
@@ -342,7 +342,7 @@ def _fail(slot: Slot, where: str, target: str, problem: str) -> CorruptArtifact:
 
 
 def verify_output(layout: ModelLayout, digests: Mapping[str, Digest], written: Path, target: str,
-                  config: Mapping[str, Any] | None, digest: Callable[[Any], Digest],
+                  config: Mapping[str, Any] | None,
                   source_names: Mapping[str, str] | None = None) -> tuple[dict[str, int], int, list[str]]:
     """Re-read `written` and prove every layout weight sits where the target loader finds it.
 
@@ -366,7 +366,7 @@ def verify_output(layout: ModelLayout, digests: Mapping[str, Digest], written: P
                         f"its value has shape {list(slot.ref.shape)} and the target cell's bias is "
                         f"[{slot.gates_width}] (gates x units from the recurrent kernel): a CuDNN-layout bias "
                         "must be converted, not copied"))
-                got = digest(reader.read_tensor(tensor.key))
+                got = stored_digest(reader, tensor)
                 want = digests.get(slot.ref.source_key)
                 if want is None or got != want:
                     raise _fail(slot, where, target, (
@@ -378,7 +378,7 @@ def verify_output(layout: ModelLayout, digests: Mapping[str, Digest], written: P
                     f"verification failed: the output holds {len(stray)} model weight(s) no source tensor was placed "
                     f"at (e.g. '{stray[0].key}'); expected exactly the source's {len(slots)}; {_BUG}"
                 )
-            _check_optimizer(out, reader.read_tensor, digests, layout, digest)
+            _check_optimizer(out, reader, digests, layout)
             return dict(out.totals["by_role"]), int(out.totals["bytes"]), notes
     except CkitError:
         raise
@@ -386,8 +386,7 @@ def verify_output(layout: ModelLayout, digests: Mapping[str, Digest], written: P
         raise CorruptArtifact(f"verification failed: ckit cannot re-read its own output {written.name}: {exc}") from exc
 
 
-def _check_optimizer(out: Manifest, read: Callable[[str], Any], digests: Mapping[str, Digest],
-                     layout: ModelLayout, digest: Callable[[Any], Digest]) -> None:
+def _check_optimizer(out: Manifest, reader: Any, digests: Mapping[str, Digest], layout: ModelLayout) -> None:
     """Every optimizer tensor written holds the bytes of a source optimizer tensor (a learning rate
     taken from the training config excepted: it has no tensor in the source)."""
     available: dict[Digest, int] = {}
@@ -396,7 +395,7 @@ def _check_optimizer(out: Manifest, read: Callable[[str], Any], digests: Mapping
             d = digests[ref.source_key]
             available[d] = available.get(d, 0) + 1
     for tensor in out.by_role("optimizer"):
-        got = digest(read(tensor.key))
+        got = stored_digest(reader, tensor)
         if available.get(got, 0) > 0:
             available[got] -= 1
         elif not (tensor.name.rsplit("/", 1)[-1] in ("learning_rate", "lr", "_learning_rate") and not tensor.shape):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Tuple
 
 from .errors import CkitError, CorruptArtifact
 from .manifest import Manifest, ShardInfo, TensorInfo
@@ -73,13 +73,41 @@ def stream_tensor(reader: object, key: str, chunk_elems: int = CHUNK_ELEMS) -> I
     return None if stream is None else stream(key, chunk_elems)
 
 
-def tensor_digest(reader: object, key: str, dtype: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...], int] | None:
-    """(numpy dtype string, shape, CRC32C of the little-endian bytes) of a stored tensor, in bounded memory.
+Digest = Tuple[str, Tuple[int, ...], int]
 
-    The same triple as digesting the array `read_tensor` returns (converters.convert's check of
-    its own output); None when the tensor cannot be streamed.
-    """
+
+def _crc_of(array: "np.ndarray", crc: int = 0) -> int:
+    """CRC32C of an array's little-endian bytes (any dtype numpy holds, bfloat16 and float8 included)."""
     from .crc32c import crc32c
+
+    import numpy as np
+
+    flat = np.ascontiguousarray(array).reshape(-1)
+    if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not np.little_endian):
+        # The same numbers stored big-endian (an HDF5 file from another machine) are the same weights:
+        # compare values, not byte order.
+        flat = flat.astype(flat.dtype.newbyteorder("<"))
+    # A uint8 view, not memoryview(...).cast: the buffer protocol has no format code for ml_dtypes.
+    return crc32c(flat.view(np.uint8), crc)
+
+
+def array_digest(value: "np.ndarray") -> Digest:
+    """(numpy dtype string, shape, CRC32C of the little-endian bytes): what every conversion is verified by."""
+    from .crc32c import crc32c
+
+    if value.dtype == object:
+        payload = b"".join(bytes(v) if not isinstance(v, str) else v.encode() for v in value.reshape(-1))
+        return ("string", tuple(value.shape), crc32c(payload))
+    dtype = value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype
+    return (dtype.str, tuple(value.shape), _crc_of(value))
+
+
+def tensor_digest(reader: object, key: str, dtype: str, shape: tuple[int, ...]) -> Digest | None:
+    """`array_digest` of a stored tensor, computed piece by piece in bounded memory.
+
+    None when the tensor cannot be streamed (strings, partitioned variables, HDF5 data the library
+    must decode).
+    """
     from .dtypes import numpy_dtype
 
     pieces = stream_tensor(reader, key)
@@ -87,10 +115,18 @@ def tensor_digest(reader: object, key: str, dtype: str, shape: tuple[int, ...]) 
         return None
     crc = 0
     for piece in pieces:
-        if piece.dtype.byteorder == ">":
-            piece = piece.astype(piece.dtype.newbyteorder("<"))
-        crc = crc32c(memoryview(piece).cast("B"), crc)
+        crc = _crc_of(piece, crc)
     return numpy_dtype(dtype).str, tuple(shape), crc
+
+
+def stored_digest(reader: object, tensor: TensorInfo) -> Digest:
+    """The digest of a tensor as stored: streamed where the reader can, else read whole."""
+    streamed = tensor_digest(reader, tensor.key, tensor.dtype, tensor.shape)
+    if streamed is not None:
+        return streamed
+    import numpy as np
+
+    return array_digest(np.asarray(reader.read_tensor(tensor.key)))
 
 
 def _missing_or_truncated(shard: ShardInfo, keys: list[str] | None = None) -> str:

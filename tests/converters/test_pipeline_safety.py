@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from converters.cli import main
-from converters.convert import _digest, convert
+from converters.convert import convert
+from inspector.verify import array_digest
 from converters.writers.base import WriteResult
 from converters.writers.tf_bundle import parse_checkpoint_state
 from inspector import read_manifest
@@ -239,7 +240,7 @@ def _big_endian_copy(path: Path) -> None:
 
 def test_digest_ignores_byte_order():
     value = np.arange(6, dtype="<f4").reshape(2, 3)
-    assert _digest(value.astype(">f4")) == _digest(value)
+    assert array_digest(value.astype(">f4")) == array_digest(value)
 
 
 @pytest.mark.parametrize("name", ["o.safetensors", "o", "o.h5", "o.weights.h5"])
