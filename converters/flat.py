@@ -30,6 +30,7 @@ import numpy as np
 from inspector.errors import CkitError, CorruptArtifact, UnsupportedFeature
 from inspector.formats.object_graph import VARIABLE_SUFFIX
 from inspector.formats.tf_bundle import OBJECT_GRAPH_KEY
+from inspector.identity import unescape_local_name
 from inspector.manifest import Manifest, TensorInfo
 from inspector.namemap import NAME_SCHEMES, NameMap, flat_names, path_name
 from inspector.verify import array_digest, stored_digest
@@ -320,19 +321,6 @@ def _attribute_keys(data: bytes, where: str) -> set[str]:
     return {a.checkpoint_key for node in parse_graph(data, where).nodes for a in node.attributes}
 
 
-def _unescape(segment: str) -> str:
-    """A key segment back to the object's local name (trackable_utils escapes '.' as '..', '/' as '.S')."""
-    out, i = [], 0
-    while i < len(segment):
-        if segment[i] == "." and i + 1 < len(segment) and segment[i + 1] in ".S":
-            out.append("." if segment[i + 1] == "." else "/")
-            i += 2
-        else:
-            out.append(segment[i])
-            i += 1
-    return "".join(out)
-
-
 def _rename_edges(graph: Any, renamed: dict[str, str]) -> tuple[int, str | None]:
     """Rename the object-graph edges along each renamed key's path, so the objects are tracked under
     the new names; (edges renamed, None), or (0, why not) when the renames do not follow the paths."""
@@ -346,10 +334,10 @@ def _rename_edges(graph: Any, renamed: dict[str, str]) -> tuple[int, str | None]
         node = 0
         for old_part, new_part in zip(old_parts, new_parts):
             children = graph.nodes[node].children
-            index = next((i for i, c in enumerate(children) if c.local_name == _unescape(old_part)), None)
+            index = next((i for i, c in enumerate(children) if c.local_name == unescape_local_name(old_part)), None)
             if index is None:
                 return 0, f"the key '{old}' does not follow the object graph's names"
-            if wanted.setdefault((node, index), _unescape(new_part)) != _unescape(new_part):
+            if wanted.setdefault((node, index), unescape_local_name(new_part)) != unescape_local_name(new_part):
                 return 0, f"objects along '{old}' would need two names"
             node = children[index].node_id
     changed = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from inspector.identity import unescape_local_name
 from inspector.manifest import Manifest, TensorInfo
 
 from ..layout import LayerNode
@@ -29,11 +30,6 @@ def tracked_paths(manifest: Manifest) -> dict[str, list[str]]:
             path = [unescape_local_name(p) for p in tensor.key.split("/.ATTRIBUTES/", 1)[0].split("/")]
             out[tensor.key] = path[1:]
     return out
-
-
-def unescape_local_name(name: str) -> str:
-    """Undo trackable_utils.escape_local_name ("." -> "..", "/" -> ".S")."""
-    return re.sub(r"\.(\.|S)", lambda m: "." if m.group(1) == "." else "/", name)
 
 
 def with_tracked_names(layers: tuple[LayerNode, ...], tensors: list[list[TensorInfo]]) -> tuple[LayerNode, ...]:
