@@ -126,7 +126,7 @@ def _known_class_names() -> frozenset[str]:
     """Class names Keras 3 resolves itself (layers, models, initializers, ...)."""
     global _KNOWN
     if _KNOWN is None:
-        keras = require("keras", "keras3", "Writing Keras 3 files")
+        keras = require("keras", "tf", "Writing Keras 3 files")
         names: set[str] = {"Functional", "Model", "Sequential", "DTypePolicy", "FloatDTypePolicy", "Policy"}
         for namespace in (
             keras.layers,

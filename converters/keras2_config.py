@@ -94,8 +94,8 @@ def translate_model_config(config: dict[str, Any]) -> dict[str, Any]:
 
 class _Translator:
     def __init__(self) -> None:
-        self.tf_keras = require("tf_keras", "tf_keras", "Translating a Keras 3 config for tf_keras")
-        self.keras = require("keras", "keras3", "Reading a Keras 3 config")
+        self.tf_keras = require("tf_keras", "tf", "Translating a Keras 3 config for tf_keras")
+        self.keras = require("keras", "tf", "Reading a Keras 3 config")
         self.missing: list[tuple[str, str]] = []
 
     # models ------------------------------------------------------------------------------------------
@@ -420,8 +420,8 @@ def translate_compile_config(compile_config: dict[str, Any] | None) -> tuple[dic
         return None, None
     optimizer = compile_config.get("optimizer", compile_config.get("optimizer_config"))
     try:
-        tf_keras = require("tf_keras", "tf_keras", "Translating a Keras 3 compile config")
-        keras = require("keras", "keras3", "Reading a Keras 3 compile config")
+        tf_keras = require("tf_keras", "tf", "Translating a Keras 3 compile config")
+        keras = require("keras", "tf", "Reading a Keras 3 compile config")
         training = {
             "loss": _compile_objects(compile_config.get("loss"), "losses", tf_keras, keras),
             "metrics": _compile_objects(compile_config.get("metrics"), "metrics", tf_keras, keras),

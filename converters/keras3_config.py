@@ -55,7 +55,7 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
             f"{_PASS_MODEL}"
         )
     check_config_safe(config)
-    keras = require("keras", "keras3", "Writing Keras 3 files")
+    keras = require("keras", "tf", "Writing Keras 3 files")
     from keras.src.saving import serialization_lib
 
     from keras.src.legacy.saving import saving_options, saving_utils

@@ -59,14 +59,15 @@ class MissingDependency(CkitError, ImportError):
     """An optional dependency is needed for this operation."""
 
 
-def require(module: str, extra: str, purpose: str):
-    """Import an optional heavy module, or say which extra installs it."""
+def require(module: str, extra: str | None, purpose: str):
+    """Import an optional heavy module, or say how to install it: ckit's extra that brings it
+    (`extra`, one of pyproject's optional-dependencies), or the package itself for a core dependency."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        how = f"pip install 'ckit[{extra}]'" if extra else f"pip install {module} (a ckit dependency)"
         raise MissingDependency(
-            f"{purpose} needs the Python package '{module}', which is not installed "
-            f"({exc}); install it with: pip install 'ckit[{extra}]'"
+            f"{purpose} needs the Python package '{module}', which is not installed ({exc}); install it with: {how}"
         ) from None

@@ -40,3 +40,28 @@ def test_only_saved_model_output_imports_tensorflow():
         if path.name in ("saved_model.py", "demo.py") or path == ROOT / "converters/validate/frameworks.py":
             continue
         assert "tensorflow" not in _imports(path), f"{path.relative_to(ROOT)} imports TensorFlow"
+
+
+def test_every_extra_a_message_names_exists():
+    """`require(module, extra, ...)` tells users to `pip install 'ckit[extra]'`: that extra must exist
+    (messages once named 'keras3', 'tf_keras' and 'hdf5', which pip would have ignored)."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named: set[str] = set()
+    for path in sorted([*(ROOT / "inspector").rglob("*.py"), *(ROOT / "converters").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "require" and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant) and node.args[1].value is not None):
+                named.add(node.args[1].value)
+        for literal in ("ckit[",):
+            text = path.read_text()
+            start = 0
+            while (start := text.find(literal, start)) != -1:
+                end = text.find("]", start)
+                name = text[start + len(literal):end]
+                if name != "{extra}":
+                    named.add(name)
+                start = end
+    assert named, "no require() call found: the check would prove nothing"
+    assert named <= extras, f"messages name extras pyproject.toml lacks: {sorted(named - extras)}"

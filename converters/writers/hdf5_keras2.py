@@ -336,7 +336,7 @@ def write_keras3_legacy_h5(layout: ModelLayout, dst: Path, options: WriteOptions
     from inspector.errors import require
 
     # A missing Keras is the user's setup, not a ckit bug: say which extra installs it.
-    keras = require("keras", "keras3", "Writing a Keras 3 source as an h5-model")
+    keras = require("keras", "tf", "Writing a Keras 3 source as an h5-model")
 
     from ..keras3_config import keras3_model_config
     from ..live import WeightPair, pair_weights

@@ -364,7 +364,7 @@ def _snake_to_class() -> dict[str, str]:
     """Every keras.layers class by its snake_case name, for classes inspector.keras_names does not list."""
     global _SNAKE_TO_CLASS
     if _SNAKE_TO_CLASS is None:
-        keras = require("keras", "keras3", "Writing Keras 3 files")
+        keras = require("keras", "tf", "Writing Keras 3 files")
         table: dict[str, str] = {}
         for attr in dir(keras.layers):
             obj = getattr(keras.layers, attr)
@@ -408,7 +408,7 @@ def write_h5(
     progress: Callable[[WeightRef, int], None] | None,
 ) -> None:
     """One `.weights.h5` file, tensors streamed one at a time."""
-    h5py = require("h5py", "hdf5", "Writing Keras 3 weights")
+    h5py = require("h5py", None, "Writing Keras 3 weights")
     with h5py.File(dst, "w") as h5:
         for group_plan in plan:
             group = _vars_group(h5, group_plan.path, group_plan.name)
@@ -427,7 +427,7 @@ def write_sharded(
     progress: Callable[[WeightRef, int], None] | None,
 ) -> list[Path]:
     """`X.weights.json` and its shards, split the way Keras 3's ShardedH5IOStore splits them."""
-    h5py = require("h5py", "hdf5", "Writing Keras 3 weights")
+    h5py = require("h5py", None, "Writing Keras 3 weights")
     base = index.name[: -len(".weights.json")]
     shards: list[Path] = []
     weight_map: dict[str, Any] = {}

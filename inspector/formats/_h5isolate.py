@@ -217,7 +217,7 @@ def check_h5py() -> None:
     if importlib.util.find_spec("h5py") is None:
         raise MissingDependency(
             "reading HDF5 files needs the Python package 'h5py', which is not installed; "
-            "install it with: pip install 'ckit[hdf5]'"
+            "install it with: pip install h5py (a ckit dependency)"
         )
 
 
