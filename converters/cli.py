@@ -133,8 +133,10 @@ def _progress_display(quiet: bool):
         state["bytes"] += nbytes
         state["tensors"] += 1
         from inspector.render import human_bytes
+        from inspector.text import plural
 
-        click.echo(f"\r  {state['tensors']} tensors, {human_bytes(state['bytes'])} written  ", err=True, nl=False)
+        click.echo(f"\r  {plural(state['tensors'], 'tensor')}, {human_bytes(state['bytes'])} written  ", err=True,
+                   nl=False)
 
     def finish() -> None:
         if state["tensors"]:

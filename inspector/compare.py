@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .chunks import CHUNK_ELEMS, iter_chunks
 from .manifest import Manifest, TensorInfo
+from .text import plural
 
 if TYPE_CHECKING:
     import numpy as np
@@ -302,7 +303,7 @@ def diff_readers(reader_a: Any, reader_b: Any, atol: float = 0.0, rtol: float = 
             in_a = sum(t.role == role for t in only_a)
             in_b = sum(t.role == role for t in only_b)
             notes.append(
-                f"{role}: {_count(in_a, 'tensor')} only in A and {in_b} only in B are named differently by "
+                f"{role}: {plural(in_a, 'tensor')} only in A and {in_b} only in B are named differently by "
                 f"{ma.format} and {mb.format}: not compared (matched {role} tensors were)"
             )
     only_a = [t for t in only_a if not _loose(t, t.role, same_format)]
@@ -337,8 +338,6 @@ def diff(a: str, b: str, atol: float = 0.0, rtol: float = 0.0, weights_only: boo
         return diff_readers(reader_a, reader_b, atol, rtol, weights_only, rename, progress)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _json_float(value: float) -> float | str:

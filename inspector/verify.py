@@ -213,7 +213,9 @@ def _check_tensor(reader: object, tensor: TensorInfo) -> tuple[int, tuple[int, .
 
 
 def _count(keys: list[str]) -> str:
-    return f"{len(keys)} tensor" + ("" if len(keys) == 1 else "s")
+    from .text import plural
+
+    return plural(len(keys), "tensor")
 
 
 def _listed(keys: list[str]) -> str:
