@@ -24,6 +24,7 @@ import numpy as np
 
 from inspector.errors import MappingError
 from inspector.manifest import Manifest, TensorInfo
+from inspector.naturalsort import natural_key
 
 from .layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
 from .layouts.checkpoint import tracked_paths, with_tracked_names
@@ -210,12 +211,9 @@ def optimizer_in_order(manifest: Manifest) -> list[TensorInfo]:
     A reader's `index` gives it where the file lists it (HDF5 `weight_names`); otherwise keys like
     `optimizer/_variables/10` are ordered by their numbers, not as text (which puts 10 before 2).
     """
-    def natural(key: str) -> list:
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
-
     return sorted(
         manifest.by_role("optimizer"),
-        key=lambda t: (t.index is None, t.index if t.index is not None else 0, natural(t.key)),
+        key=lambda t: (t.index is None, t.index if t.index is not None else 0, natural_key(t.key)),
     )
 
 

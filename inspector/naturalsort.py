@@ -1,6 +1,8 @@
-"""Keys in the order people count: `_variables/2` before `_variables/10` (human output only).
+"""Names in the order people (and Keras) count: `_variables/2` before `_variables/10`.
 
-Manifests and JSON keep their documented bytewise order; tables sort with `natural_key`.
+Manifests and JSON keep their documented bytewise order; tables sort with `natural_key`, and so do
+the readers where a file's numbered names stand for an order (HDF5 `vars/2` before `vars/10`,
+optimizer `_variables/N`).
 """
 
 from __future__ import annotations

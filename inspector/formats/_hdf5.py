@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import CorruptArtifact, UnsafeArtifact
 from ..limits import check_fits, check_shape
 from ..manifest import TensorInfo
+from ..naturalsort import natural_key
 from . import _h5isolate
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -432,13 +433,6 @@ def walk(root: Group, display: str) -> Iterator[tuple[str, Any]]:
                 yield from visit(obj, path, depth + 1)
 
     yield from visit(root, "", 0)
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key putting `vars/2` before `vars/10` and `dense_2` before `dense_10`."""
-    import re
-
-    return tuple((0, int(tok), "") if tok.isdigit() else (1, 0, tok) for tok in re.split(r"(\d+)", name))
 
 
 def decode(value: Any) -> Any:
