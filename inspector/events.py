@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .crc32c import masked_crc32c
+from .formats.sstable import encode_varint
 
 FILE_VERSION = "brain.Event:2"
 
@@ -30,26 +31,12 @@ def tfrecord(data: bytes) -> bytes:
 
 
 # -- protobuf wire format: just what the messages below use ---------------------------------
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # int64 fields carry negatives as ten-byte two's complement
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _key(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
+    return encode_varint(field << 3 | wire)
 
 
 def _bytes_field(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(payload)) + payload
+    return _key(field, 2) + encode_varint(len(payload)) + payload
 
 
 def _double(field: int, value: float) -> bytes:
@@ -61,7 +48,7 @@ def _float(field: int, value: float) -> bytes:
 
 
 def _int64(field: int, value: int) -> bytes:
-    return _key(field, 0) + _varint(value)
+    return _key(field, 0) + encode_varint(value)
 
 
 def _packed_doubles(field: int, values: Sequence[float]) -> bytes:

@@ -14,23 +14,13 @@ import struct
 from typing import BinaryIO
 
 from inspector.crc32c import crc32c, mask
-from inspector.formats.sstable import BLOCK_TRAILER_SIZE, FOOTER_SIZE, NO_COMPRESSION, TABLE_MAGIC
+from inspector.formats.sstable import BLOCK_TRAILER_SIZE, FOOTER_SIZE, NO_COMPRESSION, TABLE_MAGIC, encode_varint
 
 BLOCK_SIZE = 256 * 1024  # table_options.h default, which tensor_bundle.cc keeps
 BLOCK_RESTART_INTERVAL = 16
 _OVERLY_LARGE_BLOCK_RATIO = 2  # table_builder.cc: an entry this many blocks big gets a block of its own
 
 _U32 = struct.Struct("<I")
-
-
-def encode_varint(value: int) -> bytes:
-    """Little-endian base-128 varint (LevelDB's PutVarint32/64)."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def shortest_separator(start: bytes, limit: bytes) -> bytes:

@@ -27,6 +27,21 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
+def encode_varint(value: int) -> bytes:
+    """Little-endian base-128 varint (LevelDB's PutVarint32/64, protobuf's wire varint).
+
+    A negative value is written as protobuf writes an int64: its 64-bit two's complement (ten bytes).
+    """
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def read_varint(buf: bytes | memoryview, pos: int, limit: int, what: str, path: object, max_bytes: int = 10) -> tuple[int, int]:
     """Decode a little-endian base-128 varint at `pos`; returns (value, next position)."""
     result = 0
