@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.errors import CkitError, CorruptArtifact, MissingData
+from inspector.errors import CkitError, CorruptArtifact, MissingData, first_line
 
 DATASETS = ("digits28", "fashion_mnist")
 
@@ -83,7 +83,7 @@ def load_npz(path: str | Path, *, name: str | None = None) -> Dataset:
         raise MissingData(f"data file {path} does not exist; pass an .npz with x_test and y_test") from None
     except (OSError, ValueError) as exc:
         raise CorruptArtifact(
-            f"data file {path} is not a readable .npz ({_first_line(exc)}); save it with numpy.savez(path, x_test=..., y_test=...)"
+            f"data file {path} is not a readable .npz ({first_line(exc)}); save it with numpy.savez(path, x_test=..., y_test=...)"
         ) from None
     with archive:
         keys = set(archive.files)
@@ -137,7 +137,7 @@ def read_idx_gz(path: str | Path) -> np.ndarray:
         with gzip.open(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as exc:
-        raise CorruptArtifact(f"{path}: not a readable gzip file ({_first_line(exc)}); delete it and let Keras fetch it again") from None
+        raise CorruptArtifact(f"{path}: not a readable gzip file ({first_line(exc)}); delete it and let Keras fetch it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise CorruptArtifact(f"{path}: no idx header (expected 00 00 <type> <ndim>); delete it and let Keras fetch it again")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
@@ -211,7 +211,3 @@ def _scale(x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32)
     return x.astype(np.int32)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.errors import MappingError, UnsupportedFeature, require
+from inspector.errors import MappingError, UnsupportedFeature, first_line, require
 
 from .layout import ModelLayout
 
@@ -497,7 +497,7 @@ def _check_compiles(training: dict[str, Any], tf_keras: Any) -> None:
     try:
         saving_utils.compile_args_from_training_config(copy.deepcopy(training))
     except Exception as exc:  # noqa: BLE001 - whatever tf_keras raises, the config would not compile
-        raise UnsupportedFeature(f"tf_keras cannot compile from it: {_first_line(exc)}") from None
+        raise UnsupportedFeature(f"tf_keras cannot compile from it: {first_line(exc)}") from None
 
 
 # --- the rebuild check -------------------------------------------------------------------------------
@@ -514,7 +514,7 @@ def _check_rebuilds(config: dict[str, Any], layout: ModelLayout) -> None:
         model = tf_keras.models.model_from_json(json.dumps(config))
     except Exception as exc:  # noqa: BLE001 - tf_keras raises many types on a config it cannot build
         raise MappingError(
-            f"tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {_first_line(exc)}); "
+            f"tf_keras could not rebuild the translated Keras 3 model ({type(exc).__name__}: {first_line(exc)}); "
             f"{_PASS_MODEL}"
         ) from exc
     built = [tuple(int(d) for d in w.shape) for layer in model.layers for w in layer.weights]
@@ -527,7 +527,3 @@ def _check_rebuilds(config: dict[str, Any], layout: ModelLayout) -> None:
             f"{_PASS_MODEL}"
         )
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

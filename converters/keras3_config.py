@@ -14,7 +14,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.errors import MappingError, UnsupportedFeature, require
+from inspector.errors import MappingError, UnsupportedFeature, first_line, require
 
 from .config_safety import check_config_safe  # noqa: F401 - one home for the check, re-exported
 from .layout import ModelLayout
@@ -66,7 +66,7 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
         except (TypeError, ValueError, KeyError) as exc:
             raise MappingError(
                 f"Keras 3 could not rebuild the model from its keras3 config ({type(exc).__name__}: "
-                f"{_first_line(exc)}); {_PASS_MODEL}"
+                f"{first_line(exc)}); {_PASS_MODEL}"
             ) from exc
         return Keras3Config(config=copy.deepcopy(config), model=model)
     # Keras 2 configs, and Keras 3 configs in the legacy form (no "module" keys) that
@@ -80,7 +80,7 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
     except (TypeError, ValueError, KeyError) as exc:
         raise MappingError(
             f"Keras 3 could not rebuild the model from its {schema} config ({type(exc).__name__}: "
-            f"{_first_line(exc)}); {_PASS_MODEL}"
+            f"{first_line(exc)}); {_PASS_MODEL}"
         ) from exc
     with serialization_lib.ObjectSharingScope():
         serialized = serialization_lib.serialize_keras_object(model)
@@ -200,10 +200,6 @@ def _sequential_input(inner: dict[str, Any], layers: list[Any]) -> None:
     layers.insert(0, {"class_name": "InputLayer", "config": layer_config})
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
 
 # --- tf_keras training configs -> Keras 3 compile configs ---------------------------------------------
 
@@ -237,7 +233,7 @@ def keras3_compile_config(training_config: dict[str, Any] | None, model: Any) ->
             trial.compile_from_config(copy.deepcopy(compile_config))
     except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the config would not compile
         return None, (
-            f"training config not carried ({_first_line(exc)}); the model is saved uncompiled: call "
+            f"training config not carried ({first_line(exc)}); the model is saved uncompiled: call "
             "model.compile(...) after loading"
         )
     return compile_config, None

@@ -59,6 +59,13 @@ class MissingDependency(CkitError, ImportError):
     """An optional dependency is needed for this operation."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a foreign exception's message (its class name when it has none), for
+    one-line errors that quote what a framework or library said."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def require(module: str, extra: str | None, purpose: str):
     """Import an optional heavy module, or say how to install it: ckit's extra that brings it
     (`extra`, one of pyproject's optional-dependencies), or the package itself for a core dependency."""
