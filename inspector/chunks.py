@@ -6,6 +6,10 @@ after the last piece; or None when that tensor cannot be streamed (strings, part
 variables), and then the whole tensor is read once and cut into the same pieces.  A piece may
 be overwritten when the next one is asked for (readers reuse one buffer): use or copy it first.  Equal piece
 boundaries on both sides let diff compare two artifacts in lockstep.
+
+`helper_pool()` is the one extra thread stats and diff use where the process may run on two CPUs:
+numpy, file reads and the CRC release the GIL, so a second artifact's next piece is read, or half
+a piece's statistics computed, while this thread does the rest.
 """
 
 from __future__ import annotations
@@ -33,3 +37,55 @@ def iter_chunks(reader: Any, tensor: TensorInfo, chunk_elems: int = CHUNK_ELEMS)
     for start in range(0, max(flat.size, 1), chunk_elems):
         if flat.size:
             yield flat[start : start + chunk_elems]
+
+
+_POOL: Any = None
+
+
+def helper_pool(force: bool = False) -> Any:
+    """An executor with one thread, shared by all callers; None when this process may use one CPU
+    only (a second thread would just take turns with the first), unless `force`."""
+    global _POOL
+    if _POOL is None:
+        import os
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cpus < 2 and not force:
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckit-pieces")
+    return _POOL
+
+
+_END = object()
+
+
+def lockstep(a: Iterator[np.ndarray], b: Iterator[np.ndarray], pool: Any = None) -> Iterator[tuple[Any, Any]]:
+    """Pairs of pieces of two iterators until both end; an iterator that ends first gives None.
+
+    With `pool`, `b`'s next piece is read on the pool's thread while `a`'s is read on this one
+    (`b` is only ever advanced there, one step at a time).  A pair stays valid until the next
+    pair is asked for.
+    """
+    while True:
+        if pool is None:
+            pa, pb = next(a, _END), next(b, _END)
+        else:
+            future = pool.submit(next, b, _END)
+            try:
+                pa = next(a, _END)
+            except BaseException:
+                _settle(future)  # never leave `b` running on the other thread
+                raise
+            pb = future.result()
+        if pa is _END and pb is _END:
+            return
+        yield (None if pa is _END else pa), (None if pb is _END else pb)
+
+
+def _settle(future: Any) -> None:
+    try:
+        future.result()
+    except BaseException:  # the first error is the one to report
+        pass
