@@ -29,12 +29,11 @@ JSON schema `ckit.diff/1` (docs/INSPECT.md):
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .chunks import CHUNK_ELEMS, iter_chunks
+from .chunks import CHUNK_ELEMS, helper_pool, iter_chunks, lockstep
 from .manifest import Manifest, TensorInfo
 from .text import plural
 
@@ -194,27 +193,44 @@ def _model_order(tensors: list[TensorInfo]) -> list[TensorInfo]:
 
 
 def compare_values(reader_a: Any, a: TensorInfo, reader_b: Any, b: TensorInfo, atol: float = 0.0, rtol: float = 0.0,
-                   chunk_elems: int = CHUNK_ELEMS, progress: Callable[[int], None] | None = None) -> ValueDiff | None:
-    """How the values of two same-shaped tensors differ; None when every element is within tolerance."""
+                   chunk_elems: int = CHUNK_ELEMS, progress: Callable[[int], None] | None = None,
+                   threads: bool | None = None) -> ValueDiff | None:
+    """How the values of two same-shaped tensors differ; None when every element is within tolerance.
+
+    `threads`: whether B's pieces are read on a second thread while A's are read on this one (None:
+    when the process may run on more than one CPU and the two readers are not one object, whose
+    state is not meant for two threads).
+    """
     import numpy as np
 
     if a.dtype == "string" or b.dtype == "string":
         return _compare_strings(reader_a.read_tensor(a.key), reader_b.read_tensor(b.key), a.shape)
     found = _Found()
     offset = 0
-    missing = object()
-    for pa, pb in itertools.zip_longest(iter_chunks(reader_a, a, chunk_elems), iter_chunks(reader_b, b, chunk_elems),
-                                        fillvalue=missing):
-        if pa is missing or pb is missing or pa.size != pb.size:
+    pieces_a, pieces_b = iter_chunks(reader_a, a, chunk_elems), iter_chunks(reader_b, b, chunk_elems)
+    pool = helper_pool(force=threads is True) if threads is not False and reader_a is not reader_b else None
+    for pa, pb in lockstep(pieces_a, pieces_b, pool):
+        if pa is None or pb is None or pa.size != pb.size:
             raise AssertionError(f"tensors {a.key!r} and {b.key!r} came back in unequal pieces")
         if progress is not None:
             progress(pa.nbytes + pb.nbytes)
-        if pa.dtype == pb.dtype and np.array_equal(pa.view(np.uint8), pb.view(np.uint8)):
+        if pa.dtype == pb.dtype and _same_bytes(pa, pb):
             offset += pa.size  # bit-identical: the common case, at memory speed
             continue
         found.add(pa, pb, offset, atol, rtol)
         offset += pa.size
     return found.result(offset, a.shape)
+
+
+def _same_bytes(pa: np.ndarray, pb: np.ndarray) -> bool:
+    """Whether two pieces of one dtype hold the same bytes, compared as wide words where they can be
+    (eight bytes a step: half the time of comparing the bytes one by one)."""
+    import numpy as np
+
+    for word in (np.uint64, np.uint32, np.uint16):
+        if pa.nbytes % np.dtype(word).itemsize == 0:
+            return bool(np.array_equal(pa.view(np.uint8).view(word), pb.view(np.uint8).view(word)))
+    return bool(np.array_equal(pa.view(np.uint8), pb.view(np.uint8)))
 
 
 class _Found:
