@@ -7,6 +7,12 @@ numpy per variable).  The artifact: the 512 MiB tf_keras weights file of bench_c
 (32 x Dense(2048)), converted to a TF checkpoint by ckconvert; stats reads the checkpoint, diff
 compares the checkpoint with the .h5 it came from.
 
+Every ckit command runs the code of the tree this file lives in (PYTHONPATH set to it), not
+whatever `ckinspect` the environment installed.  Startup (interpreter, numpy, for diff of an
+`.h5` the HDF5 worker process) is a fixed cost: the same commands on the seed fixtures measure
+it, and the "per MiB" lines compare what is left with cat.  The load average is printed with
+the figures: on a shared machine they mean little without it.
+
 Run: .venv/bin/python benchmarks/bench_stats.py
 """
 
@@ -19,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import BIN, PYTHON, measure, table  # noqa: E402
+from _harness import PYTHON, ROOT, measure, table  # noqa: E402
 from bench_convert import MAKE_FILE  # noqa: E402  (the same 512 MiB tf_keras weights file)
 
 # Whole tensors, numpy's own reductions: what a script without ckit's pieces would do.
@@ -48,28 +54,53 @@ for name in reader.get_variable_to_shape_map():
 """
 
 
+# This tree's code, whatever is installed: `python -m inspector` / `-m converters` with PYTHONPATH.
+TREE = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+CKINSPECT = [PYTHON, "-m", "inspector"]
+CKCONVERT = [PYTHON, "-c", "import sys; from converters.cli import main; sys.exit(main())"]
+SEED = ROOT / "fixtures" / "seed" / "tf_keras"
+
+
 def main() -> None:
-    ckinspect = str(BIN / "ckinspect")
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=os.environ.get("CKIT_BENCH_DIR")) as tmp:
         h5 = Path(tmp) / "big.h5"
         (Path(tmp) / "make.py").write_text(MAKE_FILE)
         subprocess.run([PYTHON, str(Path(tmp) / "make.py"), str(h5)], check=True, stderr=subprocess.DEVNULL)
         prefix = Path(tmp) / "ckpt" / "big"
-        subprocess.run([str(BIN / "ckconvert"), "h5-to-tf", str(h5), str(prefix), "--quiet"], check=True)
+        subprocess.run([*CKCONVERT, "h5-to-tf", str(h5), str(prefix), "--quiet"], check=True,
+                       env={**os.environ, **TREE})
         data = sorted(prefix.parent.glob("big.data-*"))
+        data_mib = sum(p.stat().st_size for p in data) / 2**20
         read_one = measure("cat the checkpoint's data file (one read)", ["cat", *map(str, data)], repeat=5)
-        stats = measure("ckinspect stats (512 MiB ckpt)", [ckinspect, "stats", str(prefix)], repeat=5)
-        numpy_whole = measure("numpy on whole tensors (ckit reader)", [PYTHON, "-c", NUMPY_STATS, str(prefix)], repeat=3)
+        stats = measure("ckinspect stats (512 MiB ckpt)", [*CKINSPECT, "stats", str(prefix)], repeat=5, env=TREE)
+        stats_small = measure("ckinspect stats (seed ckpt, 1 MiB: the fixed cost)",
+                              [*CKINSPECT, "stats", str(SEED / "ckpt" / "weights")], repeat=5, env=TREE)
+        numpy_whole = measure("numpy on whole tensors (ckit reader)", [PYTHON, "-c", NUMPY_STATS, str(prefix)],
+                              repeat=3, env=TREE)
         tf_route = measure("TensorFlow load_checkpoint + numpy", [PYTHON, "-c", TF_STATS, str(prefix)], repeat=1)
         read_two = measure("cat the checkpoint and the .h5 (one read each)", ["cat", *map(str, data), str(h5)], repeat=5)
-        diff = measure("ckinspect diff (512 MiB .h5 vs its ckpt)", [ckinspect, "diff", str(h5), str(prefix)], repeat=5)
-    runs = [read_one, stats, numpy_whole, tf_route, read_two, diff]
+        diff = measure("ckinspect diff (512 MiB .h5 vs its ckpt)", [*CKINSPECT, "diff", str(h5), str(prefix)],
+                       repeat=5, env=TREE)
+        diff_small = measure("ckinspect diff (seed .h5 vs its ckpt: the fixed cost)",
+                             [*CKINSPECT, "diff", str(SEED / "weights.h5"), str(SEED / "ckpt" / "weights")],
+                             repeat=5, env=TREE)
+    load_after = os.getloadavg()
+    runs = [read_one, stats, stats_small, numpy_whole, tf_route, read_two, diff, diff_small]
     print(table(runs))
     print()
+    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_before)} before, "
+          f"{' '.join(f'{x:.2f}' for x in load_after)} after, on {os.cpu_count()} CPUs")
     print(f"stats throughput: {100 * read_one.seconds / stats.seconds:.0f}% of one read (goal >= 50%), "
           f"peak RSS {stats.peak_rss_mib:.0f} MiB (goal <= 128)")
     print(f"diff throughput: {100 * read_two.seconds / diff.seconds:.0f}% of one read of both (goal >= 50%), "
           f"peak RSS {diff.peak_rss_mib:.0f} MiB (goal <= 128)")
+    for label, big, small, read in (("stats", stats, stats_small, read_one), ("diff", diff, diff_small, read_two)):
+        mib = data_mib * (2 if label == "diff" else 1)  # the .h5 holds the same bytes
+        work = max(big.seconds - small.seconds, 1e-9)
+        print(f"{label} per MiB past the fixed cost: {1000 * work / mib:.2f} ms against cat's "
+              f"{1000 * read.seconds / mib:.2f} ms ({100 * read.seconds / work:.0f}%); "
+              f"fixed cost {small.seconds:.3f} s = {100 * small.seconds / (2 * read.seconds):.0f}% of the 50% budget")
 
 
 if __name__ == "__main__":
