@@ -159,3 +159,55 @@ def test_damaged_side_fails_its_checksum_through_either_thread(checkpoints, tmp_
     pair = (damaged / a.name, a) if side == "a" else (a, damaged / a.name)
     with pytest.raises(ChecksumMismatch, match="CRC32C of tensor 'w/"):
         inspector.diff(*pair)
+
+
+def test_truncated_shard_is_an_error_not_a_short_read(checkpoints, tmp_path, capsys):
+    from inspector.cli import main
+
+    a, _, _ = checkpoints
+    shutil.copytree(a.parent, tmp_path / "cut")
+    (shard,) = (tmp_path / "cut").glob("ckpt.data-*")
+    with open(shard, "r+b") as handle:
+        handle.truncate(shard.stat().st_size - 1000)  # the last tensor's last piece is gone
+    assert main(["stats", str(tmp_path / "cut" / "ckpt")]) == 1
+    err = capsys.readouterr().err
+    assert "truncated" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def keras_h5(tmp_path_factory):
+    """A tf_keras weights file with a kernel of two pieces, and the TF checkpoint ckit converts it to."""
+    import tf_keras
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp("keras_h5")
+    tf_keras.utils.set_random_seed(3)
+    model = tf_keras.Sequential([tf_keras.Input((1100,)), tf_keras.layers.Dense(1000)])
+    model.save_weights(str(out / "w.h5"))
+    convert(out / "w.h5", out / "ckpt", "tf-checkpoint")
+    return out / "w.h5", out / "ckpt"
+
+
+@pytest.mark.parametrize("chunk_elems", [CHUNK_ELEMS, 4 * BLOCK + 77])
+def test_h5_pieces_equal_numpy_and_the_checkpoint(keras_h5, chunk_elems):
+    h5, ckpt = keras_h5
+    with open_artifact(h5) as reader:
+        kernel = next(t for t in reader.manifest.tensors if t.name == "dense/kernel")
+        assert kernel.size > CHUNK_ELEMS
+        _assert_equal_numpy(tensor_stats(reader, kernel, chunk_elems=chunk_elems), reader.read_tensor(kernel.key), kernel.key)
+    assert inspector.diff(h5, ckpt).equal
+
+
+def test_h5_element_changed_in_the_last_piece(keras_h5, tmp_path):
+    import h5py
+
+    h5, ckpt = keras_h5
+    changed = tmp_path / "changed.h5"
+    shutil.copy(h5, changed)
+    with h5py.File(changed, "r+") as f:
+        ds = f["dense"]["dense"]["kernel:0"]
+        ds[1099, 998] = ds[1099, 998] + 1.0
+    report = inspector.diff(changed, ckpt)
+    (change,) = report.changed
+    assert change.a.name == "dense/kernel" and change.values.differing == 1
+    assert change.values.first_index == (1099, 998)
