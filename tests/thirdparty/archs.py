@@ -179,6 +179,23 @@ def textgenrnn(keras: Any) -> Any:
     return keras.Model(inputs=[inp], outputs=[output])
 
 
+def textgenrnn_cudnn(tf_keras: Any) -> Any:
+    """`textgenrnn` as the package builds it on a GPU, which wrote the file: CuDNNLSTM(128,
+    return_sequences=True), weights in the CuDNN layout under the layer itself (tf_keras only; it
+    builds and saves on CPU, runs only on a GPU)."""
+    from tf_keras.src.layers.rnn.cudnn_lstm import CuDNNLSTM
+
+    L = tf_keras.layers
+    inp = L.Input(shape=(40,), name="input")
+    embedded = L.Embedding(465, 100, name="embedding")(inp)
+    rnn_1 = CuDNNLSTM(128, return_sequences=True, name="rnn_1")(embedded)
+    rnn_2 = CuDNNLSTM(128, return_sequences=True, name="rnn_2")(rnn_1)
+    seq_concat = L.Concatenate(name="rnn_concat")([embedded, rnn_1, rnn_2])
+    attention = attention_weighted_average(tf_keras)(name="attention")(seq_concat)
+    output = L.Dense(465, activation="softmax", name="output")(attention)
+    return tf_keras.Model(inputs=[inp], outputs=[output])
+
+
 def reactionrnn(keras: Any) -> Any:
     """reactionrnn 0.1, reactionrnn/reactionrnn.py reactionrnn_model(maxlen=140) with the 400-token
     vocabulary (+1). Keras 2.0 GRU defaults (hard_sigmoid, no reset_after). The output layer's
@@ -249,6 +266,9 @@ def rnnmorph(keras: Any) -> Any:
     return keras.Model(inputs=[grammemes, chars], outputs=[out])
 
 
+# The models that wrote files whose layers only run on a GPU, for checking flat outputs by name.
+CUDNN_FACTORIES = {"textgenrnn": textgenrnn_cudnn}
+
 FACTORIES = {
     "deepcut": deepcut,
     "textgenrnn": textgenrnn,
@@ -257,6 +277,82 @@ FACTORIES = {
     "humanactivity": humanactivity,
     "rnnmorph": rnnmorph,
 }
+
+
+# Custom layers of full models whose Keras 3 build runs the SavedModel's own traced graph for them.
+REVIVED_KERAS3 = ("basic_pitch",)
+# TFOpLambda ops a revived config may call (tf_keras wrote `tf.expand_dims(x, axis=-1)` this way).
+_TF_OPS = frozenset({"expand_dims"})
+
+
+def revived_keras3(keras: Any, saved_model_dir: str) -> Any:
+    """A Keras 3 model of a TF 2.0-2.4 tf.keras SavedModel with custom layers, for judging Keras 3 weights.
+
+    Keras 3 has no loader for such a SavedModel, and the package's layers (basic-pitch's CQT2010v2,
+    HarmonicStacking, ...) exist only for tf.keras. The config is the one the SavedModel records in its
+    object-graph metadata (read with TensorFlow's own protos); Keras 3's legacy loader rebuilds it,
+    Keras's own layers as Keras 3 layers with fresh variables, each custom layer as a weightless
+    stand-in of the same class name whose call is that layer's traced function from the SavedModel
+    (`layer-N.__call__`, the graph tf_keras's `load_model` runs too; no Python code from the artifact).
+    A stand-in refuses a layer that holds variables: their Keras 3 order would be a guess."""
+    import json as _json
+
+    import tensorflow as tf
+    from keras.src.legacy.saving import saving_utils
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(f"{saved_model_dir}/saved_model.pb", "rb") as f:
+        proto.ParseFromString(f.read())
+    metadata = _json.loads(proto.meta_graphs[0].object_graph_def.nodes[0].user_object.metadata)
+    config = _untuple({"class_name": metadata["class_name"], "config": metadata["config"]})
+    loaded = tf.saved_model.load(saved_model_dir)
+    layers = config["config"]["layers"]
+    calls = {}
+    for i, layer in enumerate(layers):  # tf.keras tracks model.layers[i] as `layer-i`
+        revived = getattr(loaded, f"layer-{i}")
+        if layer["class_name"] == "TFOpLambda":
+            if isinstance(layer["inbound_nodes"][0][0], str):  # TF <= 2.4 wrote one level less
+                layer["inbound_nodes"] = [layer["inbound_nodes"]]
+        elif hasattr(revived, "__call__") and not hasattr(keras.layers, layer["class_name"]):
+            if list(revived.variables):
+                raise ValueError(f"custom layer {layer['config']['name']!r} holds variables")
+            calls[layer["config"]["name"]] = revived.__call__
+
+    class Revived(keras.layers.Layer):
+        def __init__(self, name=None, trainable=True, dtype=None, **_config):
+            super().__init__(name=name, trainable=trainable, dtype=dtype)
+            self._traced = calls[name]
+
+        def call(self, x):
+            return self._traced(x)
+
+    class TFOpLambda(keras.layers.Layer):
+        def __init__(self, name=None, trainable=True, dtype=None, function=None, **_config):
+            super().__init__(name=name, trainable=trainable, dtype=dtype)
+            if function not in _TF_OPS:
+                raise ValueError(f"TFOpLambda {name!r} calls tf.{function}, not one of {sorted(_TF_OPS)}")
+            self.function = function
+
+        def call(self, x, axis):
+            return getattr(tf, self.function)(x, axis=axis)
+
+    customs = {"TFOpLambda": TFOpLambda}
+    for layer in layers:
+        if layer["config"]["name"] in calls:
+            customs[layer["class_name"]] = type(layer["class_name"], (Revived,), {})
+    return saving_utils.model_from_config(config, custom_objects=customs)
+
+
+def _untuple(node: Any) -> Any:
+    """tf.keras's JSON tuple markers ({"class_name": "__tuple__", "items": [...]}) as lists."""
+    if isinstance(node, list):
+        return [_untuple(item) for item in node]
+    if isinstance(node, dict):
+        if node.get("class_name") == "__tuple__":
+            return [_untuple(item) for item in node["items"]]
+        return {key: _untuple(value) for key, value in node.items()}
+    return node
 
 
 def inputs(name: str) -> list[np.ndarray]:

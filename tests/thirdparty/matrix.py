@@ -10,7 +10,11 @@ How each output is reloaded (the oracle), all with `compile=False`:
   h5-weights     tf_keras `Model.load_weights` into the source model (weights reset to zero first)
   tf-checkpoint  tf_keras `Model.load_weights` (object-graph restore) into the reset source model
   safetensors    every array set, by its name, into the reset source model's variable of that name
-                 (the tf_keras variable name without ':0', ckit's documented canonical name)
+                 (the tf_keras variable name without ':0', ckit's documented canonical name); a flat
+                 file keeps a CuDNN-layout source as it is (textgenrnn's CuDNNLSTM, bias 8 x units),
+                 so its arrays are set by name into the CuDNN model that wrote the file
+                 (archs.CUDNN_FACTORIES) and carried into the reset source model (LSTM) by tf_keras's
+                 own HDF5 loader, which re-lays CuDNN weights as it does for the original file
   h5-model       `tf_keras.models.load_model`
   saved-model    `tf_keras.models.load_model`
   keras3-weights Keras 3 `Model.load_weights` into the Keras 3 source model (reset to zero first)
@@ -18,10 +22,12 @@ How each output is reloaded (the oracle), all with `compile=False`:
 The source model is the original full model loaded by tf_keras, or, for a weights-only file, the
 package's architecture (tests/thirdparty/archs.py) with the original file loaded by tf_keras's
 `load_weights`. The Keras 3 source model is the same architecture built with Keras 3 (for a full
-model: Keras 3's own `load_model` of the original file, where Keras 3 can read it). Reference
-predictions come from the tf_keras source model. Each framework runs in one subprocess for the
-whole matrix; no code from an artifact is executed (no Lambda layers in the corpus, custom layers
-are re-declared in archs.py, `safe_mode` stays on).
+model: Keras 3's own `load_model` of the original file, where Keras 3 can read it; for a TF 2.4
+SavedModel with custom layers, `archs.revived_keras3`). Reference predictions come from the tf_keras
+source model. Each framework runs in one subprocess for the whole matrix; no Python code from an
+artifact is executed (no Lambda layers in the corpus, custom layers are re-declared in archs.py or,
+in a SavedModel, run as its traced TF graphs, as tf_keras's `load_model` runs them; `safe_mode`
+stays on).
 """
 
 from __future__ import annotations
@@ -52,10 +58,12 @@ _DEST = {
 WEIGHTS_ONLY = ("deepcut", "textgenrnn", "reactionrnn", "chars2vec", "humanactivity", "rnnmorph")
 # Keras 3 cannot rebuild these full models from their files (tf.keras 2.5's LSTM config carries
 # `time_major`, which Keras 3 rejects; Keras 3 rebuilds the Keras 2.3 Sequential but then rejects
-# its own input, the first layer's batch_input_shape being lost; a TF 2.4 SavedModel is not a
-# Keras 3 format): their keras3-weights outputs are loaded into the keras3-model output ckit
-# wrote, if any (itself judged by its own predictions).
-_NO_KERAS3_SOURCE = ("ethnicolr", "inaspeechsegmenter", "basic_pitch")
+# its own input, the first layer's batch_input_shape being lost): their keras3-weights outputs are
+# loaded into the keras3-model output ckit wrote, if any (itself judged by its own predictions).
+# A TF 2.4 SavedModel is not a Keras 3 format either, and basic_pitch's custom layers exist only
+# for tf.keras: its Keras 3 model is `archs.revived_keras3` (its recorded config rebuilt by Keras 3,
+# each custom layer running its traced graph from the SavedModel).
+_NO_KERAS3_SOURCE = ("ethnicolr", "inaspeechsegmenter")
 
 
 @dataclass
@@ -166,16 +174,27 @@ def load_output(name, target, dst):
     if target == "safetensors":
         from safetensors.numpy import load_file
         arrays = load_file(dst)
-        model = zeroed(name)
-        for w in model.weights:
-            key = w.name.split(":")[0]
-            if key not in arrays:
-                raise LookupError(f"no tensor named {key!r} for variable {w.name} (file has {sorted(arrays)[:4]}...)")
-            if arrays[key].shape != tuple(w.shape):
-                raise ValueError(f"{key}: file shape {arrays[key].shape}, variable shape {tuple(w.shape)}")
-            w.assign(arrays[key])
-        return model
+        if name in archs.CUDNN_FACTORIES:
+            # A flat file keeps the source's CuDNN layout: by name into the CuDNN model that wrote it,
+            # then tf_keras's own HDF5 loader carries those weights into the source model's LSTMs.
+            cudnn = assign_by_name(archs.CUDNN_FACTORIES[name](tf_keras), arrays)
+            carried = job["refs"] + f"/{name}-cudnn.h5"
+            cudnn.save_weights(carried)
+            model = zeroed(name)
+            model.load_weights(carried)
+            return model
+        return assign_by_name(zeroed(name), arrays)
     return tf_keras.models.load_model(dst, compile=False, custom_objects=customs)
+
+def assign_by_name(model, arrays):
+    for w in model.weights:  # every variable is set from the file, or the load fails
+        key = w.name.split(":")[0]
+        if key not in arrays:
+            raise LookupError(f"no tensor named {key!r} for variable {w.name} (file has {sorted(arrays)[:4]}...)")
+        if arrays[key].shape != tuple(w.shape):
+            raise ValueError(f"{key}: file shape {arrays[key].shape}, variable shape {tuple(w.shape)}")
+        w.assign(arrays[key])
+    return model
 
 def file_layer_order(path):
     # The layers with weights, in the order the weights-only file stores them (tf_keras loads by it).
@@ -246,6 +265,8 @@ def predict(model, xs):
 def keras3_source(name, cases):
     if name in archs.FACTORIES:
         return archs.FACTORIES[name](keras)
+    if name in archs.REVIVED_KERAS3:
+        return archs.revived_keras3(keras, str(by_name(name).path))
     if name in job["no_keras3_source"]:
         if "keras3-model" not in cases:
             raise Unjudgeable("Keras 3 cannot build this model (not from its file, and ckit wrote no .keras "

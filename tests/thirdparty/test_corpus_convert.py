@@ -15,19 +15,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.thirdparty import archs
+from tests.thirdparty.corpus import by_name
 from tests.thirdparty.matrix import TARGETS, artifact_names, run_matrix
 
 # (artifact, target) -> what goes wrong on main. Measured with benchmarks/corpus_report.py.
-XFAIL = {
-    ("textgenrnn", "safetensors"):
-        "issue 7: a flat target copies the file's tensors as they are: CuDNNLSTM weights stay in the CuDNN "
-        "layout (rnn_1/kernel, bias 8 x units; the Keras targets re-lay them for LSTM), so no name matches "
-        "the LSTM model",
-    ("basic_pitch", "keras3-weights"):
-        "issue 7: a Keras 3 .weights.h5 is written for a TF 2.4 SavedModel of custom layers (CQT2010v2, "
-        "HarmonicStacking, ...) that Keras 3 cannot build, so no loader can prove it (the .keras target "
-        "is refused for the same layers): neither exact nor refused",
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 CASES = [
     pytest.param(name, target, id=f"{name}-{target}",
@@ -55,3 +48,31 @@ def test_conversion_is_exact_or_refused(matrix, artifact, target):
     assert case.status in ("exact", "refused"), f"{artifact} -> {target}: {case.status}: {case.detail}"
     if case.status == "refused":
         assert case.detail and "\n" not in case.detail.strip()
+
+
+@pytest.mark.tf
+def test_cudnn_file_to_flat_target_for_the_lstm_model_with_model_option(tmp_path):
+    """A flat target keeps a CuDNN file as it is (the matrix checks it against the CuDNN model that
+    wrote it); a user who wants the weights of the LSTM model that runs on CPU passes that model:
+    `--model` lays the flat file out as the model's variables, CuDNN weights re-laid for LSTM, and
+    set by name into that model it predicts what tf_keras's own loader makes of the original file."""
+    import numpy as np
+    import tf_keras
+    from safetensors.numpy import load_file
+
+    from converters.convert import convert
+
+    source = by_name("textgenrnn").path
+    dst = tmp_path / "out.safetensors"
+    assert convert(source, dst, model="tests.thirdparty.archs:textgenrnn").verified
+    arrays = load_file(str(dst))
+    assert arrays["rnn_1/lstm_cell/bias"].shape == (4 * 128,)  # the file's CuDNN bias is 8 x units
+    xs = archs.inputs("textgenrnn")[0]
+    reference = archs.textgenrnn(tf_keras)
+    reference.load_weights(str(source))
+    model = archs.textgenrnn(tf_keras)
+    for w in model.weights:
+        w.assign(arrays.pop(w.name.split(":")[0]))
+    assert not arrays, sorted(arrays)  # every tensor of the file went to a variable
+    np.testing.assert_allclose(np.asarray(model(xs, training=False)), np.asarray(reference(xs, training=False)),
+                               atol=1e-5)
