@@ -73,18 +73,24 @@ def check_config_safe(config: dict[str, Any]) -> None:
                 f"{where} is a Lambda layer, whose config holds Python bytecode that ckit will not run; "
                 f"rebuild the model in code and {_PASS_MODEL}"
             )
-        module = obj.get("module")
-        registered = obj.get("registered_name")
-        custom = (
-            (isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES))
-            or (isinstance(registered, str) and registered != class_name)
-            or class_name not in known
-        )
-        if custom:
+        if is_custom(obj, known):
+            registered = obj.get("registered_name")
             raise UnsafeArtifact(
                 f"{where} uses class {registered or class_name!r}, which is not a built-in Keras class; "
                 f"ckit does not import custom code from a config; {_PASS_MODEL}"
             )
+
+
+def is_custom(obj: dict[str, Any], known: frozenset[str] | None = None) -> bool:
+    """Whether a serialized object's class is one Keras 3 would have to import from outside Keras."""
+    class_name = obj.get("class_name")
+    module = obj.get("module")
+    registered = obj.get("registered_name")
+    return (
+        (isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES))
+        or (isinstance(registered, str) and registered != class_name)
+        or class_name not in (known if known is not None else _known_class_names())
+    )
 
 
 def _serialized_objects(node: Any, layer_name: str | None) -> Iterator[tuple[dict[str, Any], str | None]]:

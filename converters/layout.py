@@ -23,6 +23,12 @@ CONTAINER_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 RNN_CLASSES = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN"})
 
 
+def python_class(class_name: str) -> str:
+    """The class name Keras 3 numbers a layer's group by (`layers/<snake_case>`): a registered custom
+    class is recorded as 'package>Name', and Keras 3 takes the Python class's own name."""
+    return class_name.rsplit(">", 1)[-1]
+
+
 @dataclass(frozen=True)
 class WeightRef:
     """One model variable, ready to be written anywhere."""

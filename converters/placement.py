@@ -36,7 +36,7 @@ from inspector.manifest import Manifest, TensorInfo
 from inspector.registry import open_artifact
 from inspector.verify import Digest, stored_digest
 
-from .layout import LayerNode, ModelLayout, WeightRef
+from .layout import LayerNode, ModelLayout, WeightRef, python_class
 
 
 _BUG = "this is a ckit bug: please report it (--no-verify skips the check)"
@@ -256,7 +256,7 @@ def _wrapped(attribute: str, refs: Sequence[WeightRef], entry: Mapping[str, Any]
 
 
 def _keras3_class(class_name: str | None) -> str:
-    return _KERAS3_CLASS.get(class_name or "", class_name or "")
+    return python_class(_KERAS3_CLASS.get(class_name or "", class_name or ""))
 
 
 def _container_groups(entries: list[Mapping[str, Any]], sequential: bool) -> dict[str, str]:

@@ -34,7 +34,7 @@ from inspector.keras_names import (
     unique_group_names,
 )
 
-from ..layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef
+from ..layout import CONTAINER_CLASSES, RNN_CLASSES, LayerNode, ModelLayout, WeightRef, python_class
 from ..live import pair_weights
 from .base import WriteOptions, WriteResult
 
@@ -116,11 +116,45 @@ def plan_for_layout(layout: ModelLayout) -> tuple[list[GroupPlan], list[str]]:
         try:
             k3 = keras3_model_config(layout)
         except (UnsafeArtifact, MappingError, UnsupportedFeature) as exc:
-            # A weights file never runs the config, so fall back to class-derived paths.
+            # A weights file never runs the config, so fall back to class-derived paths: Keras's own
+            # layers are placed by class numbering, which weightless custom layers do not shift.
+            _refuse_unknown_variable_order(layout)
             plan = plan_from_classes(layout)
             return plan, [f"model config not used for Keras 3 weight paths ({exc}); paths derived from layer classes"]
         return plan_from_model(layout, k3.model), []
     return plan_from_classes(layout), []
+
+
+def _refuse_unknown_variable_order(layout: ModelLayout) -> None:
+    """Refuse a layer of a class Keras 3 does not know that holds several variables of its own.
+
+    Keras 3 saves a layer's own variables in the order its code creates them (trainable first);
+    for a custom class that code is the user's Keras 3 port, which ckit never sees, so the order
+    of `vars/0..N-1` would be a guess. One variable has one order, and a layer without variables
+    is only an empty group: both are placed. The classes come from the model config, so a wrapped
+    layer (TimeDistributed's) or an RNN cell, which the config nests, is never mistaken for one."""
+    from ..config_safety import is_custom
+    from ..layouts import layer_configs
+
+    configs = layer_configs((layout.model_config or {}).get("config"))
+
+    def visit(nodes: Sequence[LayerNode]) -> None:
+        for node in nodes:
+            entry = configs.get(node.name)
+            if entry is not None and len(node.weights) > 1 and is_custom(dict(entry)):
+                cls = str(entry.get("class_name"))
+                raise MappingError(
+                    f"layer '{node.name}' has class '{cls}', which Keras 3 does not know, and holds "
+                    f"{len(node.weights)} variables ({', '.join(w.attribute for w in node.weights)}); Keras 3 "
+                    f"saves them in the order its own code for the class creates them "
+                    f"(layers/{to_snake_case(python_class(cls))}/vars/0..{len(node.weights) - 1}), which ckit "
+                    f"cannot see; pass --model module:function with your Keras 3 build of the model, or convert "
+                    f"to a flat target (safetensors, npz) or tf-checkpoint, which keep the names"
+                )
+            if node.is_container:
+                visit(node.children)
+
+    visit(layout.layers)
 
 
 # Classes whose Keras 3 group is `<snake_case class>[_N]/vars` (or `.../cell/vars` for an RNN) with
@@ -302,7 +336,8 @@ def plan_from_classes(layout: ModelLayout) -> list[GroupPlan]:
 def _plan_container(nodes: Sequence[LayerNode], prefix: str, plan: list[GroupPlan], at: str | None = None) -> None:
     """Plan `nodes`, the members of a `layers` container under `prefix`, or one attribute layer `at` a path."""
     # An attribute layer's path is its attribute, whatever its class (which then matters only for a cell).
-    classes = [node.class_name or (_class_or_none(node.name) if at else class_from_layer_name(node.name)) for node in nodes]
+    classes = [python_class(node.class_name) if node.class_name else (
+        _class_or_none(node.name) if at else class_from_layer_name(node.name)) for node in nodes]
     for node, class_name, group in zip(nodes, classes, unique_group_names([c or "layer" for c in classes])):
         path = at or f"{prefix}/{group}"
         if class_name in CONTAINER_CLASSES:

@@ -260,6 +260,81 @@ def test_lambda_model_refused_for_archive_but_weights_fall_back(tmp_path):
     np.testing.assert_array_equal(k3.layers[0].kernel.numpy(), model.layers[0].kernel.numpy())
 
 
+def _custom_classes(k):
+    """Custom layers as a package registers them ('ckit_test>Name'), declared for either Keras."""
+    register = getattr(k.utils, "register_keras_serializable", None) or k.saving.register_keras_serializable
+
+    class Scale(k.layers.Layer):  # one variable: a single order
+        def build(self, shape):
+            self.scale = self.add_weight(name="scale", shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.scale
+
+    class Affine(k.layers.Layer):  # two variables: the order is whatever the class's code creates
+        def build(self, shape):
+            self.w = self.add_weight(name="w", shape=(shape[-1],), initializer="ones")
+            self.b = self.add_weight(name="b", shape=(shape[-1],), initializer="zeros")
+
+        def call(self, x):
+            return x * self.w + self.b
+
+    class Double(k.layers.Layer):  # no variables
+        def call(self, x):
+            return x * 2
+
+    return {c.__name__: register(package="ckit_test")(c) for c in (Scale, Affine, Double)}
+
+
+_CUSTOM: dict = {}
+
+
+def _custom_model(k, layer: str):
+    classes = _CUSTOM.setdefault(k.__name__, _custom_classes(k))
+    inp = k.Input((4,))
+    x = k.layers.Dense(4, name="dense")(inp)
+    x = classes[layer](name=layer.lower())(x)
+    return k.Model(inp, k.layers.Dense(3, name="dense_1")(k.layers.Dense(4, name="dense_2")(x)))
+
+
+@pytest.mark.parametrize("layer", ["Double", "Scale"])
+def test_custom_layers_keras3_can_place_are_written(layer, tmp_path):
+    """A config Keras 3 cannot rebuild (custom classes) still places Keras's own layers by class, and
+    a custom layer with one variable at layers/<its Python class>/vars/0, where Keras 3 loads it."""
+    import tf_keras
+
+    from converters.convert import convert
+
+    source = _custom_model(tf_keras, layer)
+    rng = np.random.default_rng(3)
+    for w in source.weights:
+        w.assign(rng.standard_normal(w.shape).astype("float32"))
+    source.save(tmp_path / "m.h5")
+    result = convert(tmp_path / "m.h5", tmp_path / "m.weights.h5")
+    assert result.verified and any("paths derived from layer classes" in n for n in result.notes)
+    k3 = _custom_model(keras, layer)  # the user's Keras 3 port: same classes, same names
+    k3.load_weights(tmp_path / "m.weights.h5")
+    x = rng.standard_normal((2, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(k3(x)), np.asarray(source(x)), atol=1e-6)
+
+
+def test_custom_layer_with_several_variables_is_refused(tmp_path):
+    import tf_keras
+
+    from converters.convert import convert
+    from inspector.errors import CkitError
+
+    _custom_model(tf_keras, "Affine").save(tmp_path / "m.h5")
+    with pytest.raises(CkitError) as err:
+        convert(tmp_path / "m.h5", tmp_path / "out" / "m.weights.h5")
+    message = str(err.value)
+    assert "\n" not in message
+    for part in ("'affine'", "'ckit_test>Affine'", "Keras 3 does not know", "2 variables (w, b)",
+                 "layers/affine/vars/0..1", "--model", "safetensors", "tf-checkpoint"):
+        assert part in message, (part, message)
+    assert not (tmp_path / "out").exists()
+
+
 def test_weight_count_mismatch_against_config(tmp_path):
     layout = layout_from_model(tf_keras_model("seed"))
     first = layout.layers[0]
