@@ -58,8 +58,12 @@ def _producer_line(producer: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in known.items())
 
 
-def render_table(manifest: Manifest) -> str:
-    """The manifest as an aligned text table with a header and totals."""
+# Human output fits an 80-column terminal (JSON is the form for scripts).
+WIDTH = 80
+
+
+def render_table(manifest: Manifest, width: int = WIDTH) -> str:
+    """The manifest as an aligned text table with a header and totals, in `width` columns."""
     totals = manifest.totals
     roles = ", ".join(f"{count} {role}" for role, count in totals["by_role"].items()) or "none"
     lines = [
@@ -79,23 +83,53 @@ def render_table(manifest: Manifest) -> str:
             outs = ", ".join(f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("outputs", {}).items()))
             lines.append(f"  {name}({ins}) -> {outs}")
     lines.append("")
-    header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
-    rows = [
-        (escape(t.key), escape(t.name), t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
-        for t in sorted(manifest.tensors, key=lambda t: natural_key(t.key))  # people count 2 before 10
-    ]
-    # One format string for every row: a checkpoint of 100,000 tensors prints 100,000 of them.
-    widths = [max(map(len, column)) for column in zip(header, *rows)]
-    row_format = "  ".join(f"{{:>{w}}}" if i == 4 else f"{{:<{w}}}" for i, w in enumerate(widths))
-    table = [row_format.format(*row).rstrip() for row in (header, *rows)]  # cells escaped above
     lines = [escape(line) for line in lines]
-    lines.extend(table)
-    missing = [s for s in manifest.shards if not s.present]
-    for shard in missing:
-        lines.append(f"note: data shard missing or incomplete: {escape(shard.path)}")
-    for note in manifest.notes:
-        lines.append(f"note: {escape(note)}")
+    lines.extend(_tensor_rows(manifest, width))
+    notes = [f"data shard missing or incomplete: {escape(s.path)}" for s in manifest.shards if not s.present]
+    notes.extend(escape(note) for note in manifest.notes)
+    if notes:
+        from .text import notes as wrapped  # (text imports this module: imported here, when needed)
+
+        lines.extend(wrapped(notes))
     return "\n".join(lines)
+
+
+def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
+    """One row per tensor in natural key order (people count 2 before 10).  Keys and names are never
+    cut (users copy them): one too long for `width` takes a line of its own above the rest of its row."""
+    header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
+    keyed = [(natural_key(t.key), t) for t in manifest.tensors]
+    keyed.sort(key=_first)
+    rows = [
+        (t.key if t.key.isascii() and t.key.isprintable() else escape(t.key),
+         t.name if t.name.isascii() and t.name.isprintable() else escape(t.name),
+         t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
+        for _, t in keyed
+    ]  # (cells escaped here: ASCII printable text, the usual case, needs no escaping)
+    columns = list(zip(header, *rows))
+    widths = [max(map(len, column)) for column in columns]
+    # KEY and NAME take the width their cells need to leave room for the rest of the row; a cell
+    # longer than that goes on a line of its own (indented to its column) above the rest.
+    fixed = sum(widths[2:]) + 2 * len(widths[2:])
+    widths[1] = max([len(n) for n in columns[1] if len(header[0]) + 2 + len(n) + fixed <= width] or [len(header[1])])
+    widths[0] = max([len(k) for k in columns[0] if len(k) + 2 + widths[1] + fixed <= width] or [len(header[0])])
+    indent = " " * (widths[0] + 2)
+    # One format string for every row: a checkpoint of 100,000 tensors prints 100,000 of them.
+    row_format = "  ".join(f"{{:>{w}}}" if i == 4 else f"{{:<{w}}}" for i, w in enumerate(widths))
+    out = []
+    for row in (header, *rows):
+        if len(row[0]) > widths[0]:
+            out.append(row[0])
+            row = ("", *row[1:])
+        if len(row[1]) > widths[1]:
+            out.append(indent + row[1])
+            row = (row[0], "", *row[2:])
+        out.append(row_format.format(*row).rstrip())
+    return out
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
 
 
 def render_json(manifest: Manifest) -> str:

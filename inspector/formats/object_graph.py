@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import CorruptArtifact
+from .wire import WireError, decode_object_graph
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -77,14 +78,18 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     `layer_names` maps object-graph node ids to layer names known from elsewhere
     (the SavedModel's keras_metadata), used before any name guessed from the graph.
     """
-    graph = parse_graph(data, where)
-    nodes = graph.nodes
+    try:
+        nodes = decode_object_graph(bytes(data))  # plain tuples: no protobuf import on `dump`'s path
+    except WireError as exc:
+        raise CorruptArtifact(
+            f"{where}: the object graph ({OBJECT_GRAPH_KEY}) does not parse as a TrackableObjectGraph ({exc}); "
+            "the checkpoint is damaged"
+        ) from None
     count = len(nodes)
     layer_names = layer_names or {}
 
-    # Each node's children read out of the protobuf once: the walks below visit nodes many times,
-    # and rebuilding the list per visit was most of `dump`'s time on large checkpoints.
-    kids = [[(c.node_id, c.local_name) for c in node.children if 0 <= c.node_id < count] for node in nodes]
+    # Each node's children kept in range once: the walks below visit nodes many times.
+    kids = [[c for c in node.children if 0 <= c[0] < count] for node in nodes]
     pushed = [[c for c, _ in reversed(k)] for k in kids]  # what a depth-first walk pushes, per node
 
     def children(node_id: int) -> list[tuple[int, str]]:
@@ -112,10 +117,10 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     full_name: dict[int, str] = {}
     with_slots: list[int] = []  # nodes holding optimizer slot variables (read in the same pass)
     for node_id, node in enumerate(nodes):
-        for attribute in node.attributes:
-            key_node[attribute.checkpoint_key] = node_id
-            if attribute.full_name and node_id not in full_name:
-                full_name[node_id] = attribute.full_name
+        for attribute_full_name, checkpoint_key in node.attributes:
+            key_node[checkpoint_key] = node_id
+            if attribute_full_name and node_id not in full_name:
+                full_name[node_id] = attribute_full_name
         if node.slot_variables:
             with_slots.append(node_id)
     variables = set(key_node.values())
@@ -148,7 +153,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     slot_nodes: set[int] = set()
     for node_id in with_slots:
         optimizer_roots.add(node_id)
-        slot_nodes |= {s.slot_variable_node_id for s in nodes[node_id].slot_variables}
+        slot_nodes |= set(nodes[node_id].slot_variables)
     optimizer_nodes: set[int] = set(slot_nodes)
     for root in optimizer_roots:
         optimizer_nodes |= set(walk(root, set()))

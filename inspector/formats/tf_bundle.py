@@ -33,6 +33,7 @@ from ..manifest import Manifest, ShardInfo, TensorInfo
 from .base import ReaderBase
 from .object_graph import strip_key
 from .sstable import Table, has_table_magic, read_varint
+from .wire import BundleEntry, WireError, decode_entry, decode_header
 
 HEADER_KEY = ""
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -223,31 +224,28 @@ class BundleReader:
     """One tensor bundle opened by prefix: its index entries, and tensors read on demand."""
 
     def __init__(self, prefix: str | Path) -> None:
-        from ..protos import BundleEntryProto, BundleHeaderProto
-
         self.prefix = prefix if isinstance(prefix, str) and prefix.endswith(("/", os.sep)) else Path(prefix)
         self.index_path = index_path(self.prefix)
         self.table = Table.open(self.index_path)
-        raw: dict[bytes, bytes] = {}
-        for key, value in self.table.items():
-            raw[key] = bytes(value)
+        raw: dict[bytes, bytes] = dict(self.table.items())
         if HEADER_KEY.encode() not in raw:
             raise CorruptArtifact(
                 f"{self.index_path}: no bundle header (key \"\"); expected a TensorFlow tensor-bundle index"
             )
-        self.header = BundleHeaderProto()
         try:
-            self.header.ParseFromString(raw.pop(b""))
-        except Exception:
-            raise CorruptArtifact(f"{self.index_path}: bundle header does not parse as BundleHeaderProto; the index is damaged") from None
+            self.header = decode_header(raw.pop(b""))
+        except WireError as exc:
+            raise CorruptArtifact(
+                f"{self.index_path}: bundle header does not parse as BundleHeaderProto ({exc}); the index is damaged"
+            ) from None
         if self.header.endianness != 0:
             raise UnsupportedFeature(
                 f"{self.index_path}: bundle is big-endian; ckit reads little-endian bundles only "
                 "(re-save the checkpoint on a little-endian machine)"
             )
-        if self.header.version.min_consumer > BUNDLE_VERSION:
+        if self.header.min_consumer > BUNDLE_VERSION:
             raise UnsupportedFeature(
-                f"{self.index_path}: bundle needs reader version {self.header.version.min_consumer}; "
+                f"{self.index_path}: bundle needs reader version {self.header.min_consumer}; "
                 f"ckit reads bundle version {BUNDLE_VERSION} (written by a newer TensorFlow)"
             )
         self.num_shards = int(self.header.num_shards)
@@ -259,17 +257,15 @@ class BundleReader:
                 f"{self.index_path}: header says {self.num_shards} data shards but the index has only {len(raw)} "
                 f"entries; expected at most {len(raw) + 1} shards (the index is damaged: copy it again)"
             )
-        self.entries: dict[bytes, Any] = {}
+        self.entries: dict[bytes, BundleEntry] = {}
         for key, value in raw.items():
-            entry = BundleEntryProto()
             try:
-                entry.ParseFromString(value)
-            except Exception:
+                self.entries[key] = decode_entry(value)
+            except WireError as exc:
                 raise CorruptArtifact(
-                    f"{self.index_path}: entry for key {key_text(key)!r} does not parse as BundleEntryProto; "
+                    f"{self.index_path}: entry for key {key_text(key)!r} does not parse as BundleEntryProto ({exc}); "
                     "the index is damaged"
                 ) from None
-            self.entries[key] = entry
         self.shard_paths = _ShardPaths(self.prefix, self.num_shards)
         self._maps: dict[int, mmap.mmap | None] = {}
 
@@ -280,7 +276,7 @@ class BundleReader:
 
     def shape(self, key: bytes) -> tuple[int, ...]:
         entry = self.entries[key]
-        dims = tuple(int(d.size) for d in entry.shape.dim)
+        dims = entry.dims
         if any(d < 0 for d in dims):
             raise CorruptArtifact(f"{self.index_path}: tensor {key_text(key)!r} has negative dimension in shape {list(dims)}")
         size = itemsize(self.dtype(key)) if int(entry.dtype) in TF_DTYPE_NAMES and int(entry.dtype) != _STRING else 1
@@ -293,7 +289,7 @@ class BundleReader:
         """dtype, shape and stored bytes of `key` at once (what `dtype`, `shape`, `nbytes` give one by one):
         listing a checkpoint of many variables reads each entry once."""
         entry = self.entries[key]
-        dims = tuple([d.size for d in entry.shape.dim])
+        dims = entry.dims
         # Dimensions below 2**14 in rank <= 4 cannot reach the element limit: only other shapes pay for the product.
         if dims and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
                                        and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16)):
@@ -618,14 +614,14 @@ class BundleReader:
         covered = 0
         stored = 0
         for piece in entry.slices:
-            if len(piece.extent) != len(shape):
+            if len(piece) != len(shape):
                 raise CorruptArtifact(
-                    f"{self.index_path}: slice of {key_text(key)!r} has rank {len(piece.extent)}; expected {len(shape)}"
+                    f"{self.index_path}: slice of {key_text(key)!r} has rank {len(piece)}; expected {len(shape)}"
                 )
             extents, index = [], []
-            for dim, ext in zip(shape, piece.extent):
-                full = not ext.HasField("length")
-                start, length = (0, dim) if full else (int(ext.start), int(ext.length))
+            for dim, (first, count) in zip(shape, piece):
+                full = count is None  # an extent without `length` spans the whole dimension
+                start, length = (0, dim) if full else (first, count)
                 if start < 0 or length < 0 or start + length > dim:
                     raise CorruptArtifact(
                         f"{self.index_path}: slice [{start}:{start + length}] of {key_text(key)!r} lies outside dimension {dim}"
@@ -730,7 +726,7 @@ def bundle_tensors(
     graph_bytes: bytes | None = None
     tensors: list[TensorInfo] = []
     producer: dict[str, Any] = {}
-    metadata: dict[str, Any] = {"bundle_version": int(bundle.header.version.producer), "num_shards": bundle.num_shards}
+    metadata: dict[str, Any] = {"bundle_version": bundle.header.producer, "num_shards": bundle.num_shards}
     layers: list[str] = []
     has_graph = key_bytes(OBJECT_GRAPH_KEY) in bundle.entries
     if has_graph:

@@ -37,13 +37,28 @@ def test_dump_json_names_format_and_weights(capsys, relative, expected_format):
     assert document["totals"]["parameters"] == 784 * 128 + 128 + 128 * 10 + 10
 
 
-@pytest.mark.parametrize("relative,expected_format", ARTIFACTS[:3])
-def test_dump_table_lists_every_tensor(capsys, relative, expected_format):
+@pytest.mark.parametrize("relative,expected_format", ARTIFACTS)
+def test_dump_table_lists_every_tensor_in_80_columns(capsys, relative, expected_format):
+    from inspector.registry import read_manifest
+
     assert main(["dump", str(FIXTURES / relative)]) == 0
     out = capsys.readouterr().out
     assert f"format:     {expected_format}" in out
     assert "parameters: 101,770" in out
-    assert "KEY" in out and "ROLE" in out
+    lines = out.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("KEY "))):]
+    assert all(len(line) <= 80 for line in table), max(table, key=len)
+    # Every key whole (users copy them), once, in natural order; each row holds its tensor's name.
+    keys = [t.key for t in read_manifest(str(FIXTURES / relative)).tensors]
+    starts = [line.split()[0] for line in table[1:] if not line.startswith((" ", "note: "))]
+    assert sorted(starts) == sorted(keys)
+    assert starts == sorted(keys, key=lambda k: [int(p) if p.isdigit() else p for p in __import__("re").split(r"(\\d+)", k)])
+
+
+def test_dump_table_sorts_numbers_as_numbers(capsys):
+    assert main(["dump", str(FIXTURES / "seed/tf_keras/ckpt/weights")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("optimizer/_variables/2/") < out.index("optimizer/_variables/4/")
 
 
 def test_verify_good_checkpoint(capsys):

@@ -262,7 +262,7 @@ def test_slice_key_encoding_matches_tensorflow():
     ours = set()
     for key in reader.keys():
         for piece in reader.entries[key].slices:
-            ours.add(slice_key(key, [(e.start, e.length) if e.HasField("length") else (0, -1) for e in piece.extent]))
+            ours.add(slice_key(key, [(start, length) if length is not None else (0, -1) for start, length in piece]))
     assert ours == set(raw)
     assert slice_key(b"x", [(0, -1), (1000, 70000), (-5, 3)])  # multi-byte and negative paths run
 

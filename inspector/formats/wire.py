@@ -1,0 +1,405 @@
+"""The protobuf wire format, read by hand for the three messages listing a checkpoint needs.
+
+`ckinspect dump` of a TF checkpoint decodes one `BundleHeaderProto`, one `BundleEntryProto` per
+tensor and the `TrackableObjectGraph`.  With the protobuf runtime that costs its import and the
+building of the message classes (about 20 ms, a third of the command's start-up) plus an attribute
+access per field read back (most of the per-tensor cost on a checkpoint of 20,000 variables).  The
+wire format is small and frozen (https://protobuf.dev/programming-guides/encoding/), and so are
+these messages (tensor_bundle.proto, trackable_object_graph.proto, tensor_shape.proto, versions.proto),
+so the dump path reads them here into plain tuples; everything else (SavedModels, the writers, the
+converters' object-graph edits) keeps the protobuf runtime.  tests/inspector/test_wire.py checks these
+decoders against protobuf's on every fixture and on edited messages.
+
+Like protobuf: unknown fields are skipped, a repeated scalar field may be packed, the last value of a
+singular scalar wins.  Unlike it: groups (wire types 3 and 4, unused by these messages) and anything
+malformed raise `WireError`, which callers turn into a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+class WireError(ValueError):
+    """The bytes are not a well-formed message of the expected type."""
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while shift < 70:
+        if pos >= end:
+            raise WireError("varint runs past the end of its message")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result & _MASK64, pos
+        shift += 7
+    raise WireError("varint longer than 10 bytes")
+
+
+def _int64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def fields(buf: bytes, pos: int = 0, end: int | None = None) -> list[tuple[int, int, int]]:
+    """The fields of the message in `buf[pos:end]` as (number, wire type, value) in stored order.
+
+    The value is the integer for varint (0), fixed64 (1) and fixed32 (5) fields and, for
+    length-delimited fields (2), the offset of the payload, whose end is the next item's `start`:
+    each length-delimited field is followed by a (0, 2, end) marker so that callers can slice.
+    """
+    end = len(buf) if end is None else end
+    out: list[tuple[int, int, int]] = []
+    append = out.append
+    while pos < end:
+        tag = buf[pos]
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = _varint(buf, pos, end)
+        number, kind = tag >> 3, tag & 7
+        if number == 0:
+            raise WireError("field number 0")
+        if kind == 0:
+            value = buf[pos] if pos < end else 0x80
+            if value < 0x80:
+                pos += 1
+            else:
+                value, pos = _varint(buf, pos, end)
+            append((number, 0, value))
+        elif kind == 2:
+            length = buf[pos] if pos < end else 0x80
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos, end)
+            stop = pos + length
+            if stop > end:
+                raise WireError(f"field {number} claims {length} bytes, {end - pos} left in its message")
+            append((number, 2, pos))
+            append((0, 2, stop))
+            pos = stop
+        elif kind == 5:
+            if pos + 4 > end:
+                raise WireError(f"fixed32 field {number} runs past the end of its message")
+            append((number, 5, int.from_bytes(buf[pos : pos + 4], "little")))
+            pos += 4
+        elif kind == 1:
+            if pos + 8 > end:
+                raise WireError(f"fixed64 field {number} runs past the end of its message")
+            append((number, 1, int.from_bytes(buf[pos : pos + 8], "little")))
+            pos += 8
+        else:
+            raise WireError(f"field {number} has wire type {kind}; expected 0, 1, 2 or 5")
+    return out
+
+
+def _submessages(items: list[tuple[int, int, int]], number: int) -> list[tuple[int, int]]:
+    """(start, end) of every length-delimited occurrence of field `number`."""
+    return [(value, items[i + 1][2]) for i, (n, kind, value) in enumerate(items) if n == number and kind == 2]
+
+
+def _text(buf: bytes, start: int, end: int) -> str:
+    try:
+        return buf[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("string field is not UTF-8") from None
+
+
+def _repeated_varints(buf: bytes, items: list[tuple[int, int, int]], number: int) -> list[int]:
+    """A repeated integer field, packed or not."""
+    values: list[int] = []
+    for i, (n, kind, value) in enumerate(items):
+        if n != number:
+            continue
+        if kind == 0:
+            values.append(value)
+        elif kind == 2:
+            pos, end = value, items[i + 1][2]
+            while pos < end:
+                item, pos = _varint(buf, pos, end)
+                values.append(item)
+    return values
+
+
+# -- tensor_bundle.proto --------------------------------------------------------------------------
+
+# Plain classes with __slots__ rather than NamedTuples: building a NamedTuple class costs about a
+# millisecond of start-up each.
+class BundleHeader:
+    __slots__ = ("num_shards", "endianness", "producer", "min_consumer")
+
+    def __init__(self, num_shards: int, endianness: int, producer: int, min_consumer: int) -> None:
+        self.num_shards = num_shards
+        self.endianness = endianness
+        self.producer = producer  # VersionDef.producer
+        self.min_consumer = min_consumer
+
+
+def decode_header(buf: bytes) -> BundleHeader:
+    num_shards = endianness = producer = min_consumer = 0
+    items = fields(buf)
+    for i, (number, kind, value) in enumerate(items):
+        if number == 1 and kind == 0:
+            num_shards = _int32(value)
+        elif number == 2 and kind == 0:
+            endianness = _int32(value)
+        elif number == 3 and kind == 2:  # VersionDef {producer = 1; min_consumer = 2; bad_consumers = 3}
+            for n, k, v in fields(buf, value, items[i + 1][2]):
+                if n == 1 and k == 0:
+                    producer = _int32(v)
+                elif n == 2 and k == 0:
+                    min_consumer = _int32(v)
+    return BundleHeader(num_shards, endianness, producer, min_consumer)
+
+
+class BundleEntry:
+    """One BundleEntryProto; `slices` holds each TensorSliceProto as (start, length or None) per dimension."""
+
+    __slots__ = ("dtype", "dims", "shard_id", "offset", "size", "crc32c", "slices")
+
+    def __init__(self, dtype: int, dims: tuple[int, ...], shard_id: int, offset: int, size: int, crc32c: int,
+                 slices: tuple[tuple[tuple[int, int | None], ...], ...]) -> None:
+        self.dtype = dtype
+        self.dims = dims  # TensorShapeProto dims; () also for unknown rank
+        self.shard_id = shard_id
+        self.offset = offset
+        self.size = size
+        self.crc32c = crc32c
+        self.slices = slices
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BundleEntry) and all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "BundleEntry(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__) + ")"
+
+
+def decode_entry(buf: bytes) -> BundleEntry:
+    """One BundleEntryProto.  TensorFlow writes its fields in number order with one-byte tags; that
+    form (shape dims included) is decoded inline, anything else through `_decode_entry`."""
+    dtype = shard_id = offset = size = crc = 0
+    dims: list[int] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag = buf[pos]
+        pos += 1
+        if tag == 0x08 or tag == 0x18 or tag == 0x20 or tag == 0x28:
+            value = buf[pos] if pos < end else 0x80
+            if value < 0x80:
+                pos += 1
+            else:
+                value, pos = _varint(buf, pos, end)
+            if tag == 0x08:
+                dtype = _int32(value)
+            elif tag == 0x18:
+                shard_id = _int32(value)
+            elif tag == 0x20:
+                offset = _int64(value)
+            else:
+                size = _int64(value)
+        elif tag == 0x12 and not dims:
+            length, pos = _varint(buf, pos, end)
+            stop = pos + length
+            if stop > end:
+                return _decode_entry(buf)
+            while pos < stop:  # Dim {int64 size = 1}: `12 len 08 size`
+                if buf[pos] != 0x12 or pos + 2 >= stop or buf[pos + 2] != 0x08:
+                    return _decode_entry(buf)
+                dim_end = pos + 2 + buf[pos + 1]
+                if buf[pos + 1] == 2 and dim_end <= stop and buf[pos + 3] < 0x80:  # a dim below 128: one byte
+                    dims.append(buf[pos + 3])
+                    pos = dim_end
+                    continue
+                size_value, at = _varint(buf, pos + 3, stop)
+                if at != dim_end:
+                    return _decode_entry(buf)
+                dims.append(_int64(size_value))
+                pos = dim_end
+        elif tag == 0x35 and pos + 4 <= end:
+            crc = int.from_bytes(buf[pos : pos + 4], "little")
+            pos += 4
+        else:
+            return _decode_entry(buf)  # slices, unknown fields, repeats, damage: the general way
+    return BundleEntry(dtype, tuple(dims), shard_id, offset, size, crc, ())
+
+
+def _decode_entry(buf: bytes) -> BundleEntry:
+    dtype = shard_id = offset = size = crc = 0
+    dims: list[int] = []
+    slices = []
+    items = fields(buf)
+    for i, (number, kind, value) in enumerate(items):
+        if kind == 0:
+            if number == 1:
+                dtype = _int32(value)
+            elif number == 3:
+                shard_id = _int32(value)
+            elif number == 4:
+                offset = _int64(value)
+            elif number == 5:
+                size = _int64(value)
+        elif kind == 2:
+            if number == 2:  # TensorShapeProto {repeated Dim dim = 2 {int64 size = 1; string name = 2}}
+                shape = fields(buf, value, items[i + 1][2])
+                for start, stop in _submessages(shape, 2):
+                    dim = 0
+                    for n, k, v in fields(buf, start, stop):
+                        if n == 1 and k == 0:
+                            dim = _int64(v)
+                    dims.append(dim)
+            elif number == 7:  # TensorSliceProto {repeated Extent extent = 1 {int64 start = 1; int64 length = 2}}
+                extents = []
+                for start, stop in _submessages(fields(buf, value, items[i + 1][2]), 1):
+                    first, length = 0, None
+                    for n, k, v in fields(buf, start, stop):
+                        if n == 1 and k == 0:
+                            first = _int64(v)
+                        elif n == 2 and k == 0:
+                            length = _int64(v)
+                    extents.append((first, length))
+                slices.append(tuple(extents))
+        elif kind == 5 and number == 6:
+            crc = value
+    return BundleEntry(dtype, tuple(dims), shard_id, offset, size, crc, tuple(slices))
+
+
+# -- trackable_object_graph.proto -----------------------------------------------------------------
+
+class GraphNode:
+    """One TrackableObject: what `object_graph.describe` reads of it."""
+
+    __slots__ = ("children", "attributes", "slot_variables")
+
+    def __init__(self, children: list[tuple[int, str]], attributes: list[tuple[str, str]], slot_variables: list[int]) -> None:
+        self.children = children  # ObjectReference (node_id, local_name), stored order
+        self.attributes = attributes  # SerializedTensor (full_name, checkpoint_key)
+        self.slot_variables = slot_variables  # SlotVariableReference.slot_variable_node_id
+
+
+def decode_object_graph(buf: bytes) -> list[GraphNode]:
+    try:
+        return _decode_graph(buf)
+    except UnicodeDecodeError:
+        raise WireError("string field is not UTF-8") from None
+
+
+def _decode_graph(buf: bytes) -> list[GraphNode]:
+    nodes: list[GraphNode] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        if buf[pos] != 0x0A:  # not `repeated TrackableObject nodes = 1` alone: the general way
+            nodes.extend(_decode_node(buf, start, stop) for start, stop in _submessages(fields(buf, pos, end), 1))
+            break
+        length, start = _varint(buf, pos + 1, end)
+        stop = start + length
+        if stop > end:
+            raise WireError(f"object graph node claims {length} bytes, {end - start} left")
+        nodes.append(_decode_node(buf, start, stop))
+        pos = stop
+    return nodes
+
+
+def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
+    """One TrackableObject.  Its children and attributes are most of a large graph: the usual
+    encodings (fields in number order, one-byte tags and lengths) are decoded inline, anything
+    else through `fields`."""
+    children: list[tuple[int, str]] = []
+    attributes: list[tuple[str, str]] = []
+    slots: list[int] = []
+    while pos < end:
+        tag = buf[pos]
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if length >= 0x80 or tag not in (0x0A, 0x12, 0x1A, 0x22, 0x2A):
+            break  # not the common form: the rest of the node goes the general way
+        start = pos + 2
+        stop = start + length
+        if stop > end:
+            raise WireError(f"field {tag >> 3} claims {length} bytes, {end - start} left in its message")
+        if tag == 0x0A:
+            # ObjectReference {int32 node_id = 1; string local_name = 2}: `08 id 12 len name`
+            if buf[start] == 0x08 and length >= 4:
+                node_id, at = (buf[start + 1], start + 2) if buf[start + 1] < 0x80 else _varint(buf, start + 1, stop)
+                if at + 2 <= stop and buf[at] == 0x12 and buf[at + 1] == stop - at - 2 and node_id < 1 << 31:
+                    children.append((node_id, buf[at + 2 : stop].decode()))
+                else:
+                    children.append(_reference(buf, start, stop))
+            else:
+                children.append(_reference(buf, start, stop))
+        elif tag == 0x12:
+            attributes.append(_attribute_fast(buf, start, stop))
+        elif tag == 0x1A:
+            slots.append(_slot(buf, start, stop))
+        # 0x22, 0x2A: registered_saver, has_checkpoint_values, which listing does not use
+        pos = stop
+    if pos < end:
+        items = fields(buf, pos, end)
+        for i, (number, kind, value) in enumerate(items):
+            if kind != 2 or not 1 <= number <= 3:  # (number 0: the end markers `fields` adds)
+                continue
+            stop = items[i + 1][2]
+            if number == 1:
+                children.append(_reference(buf, value, stop))
+            elif number == 2:
+                attributes.append(_attribute(buf, value, stop))
+            else:
+                slots.append(_slot(buf, value, stop))
+    return GraphNode(children, attributes, slots)
+
+
+def _reference(buf: bytes, start: int, stop: int) -> tuple[int, str]:
+    """ObjectReference {int32 node_id = 1; string local_name = 2}"""
+    node_id, name = 0, ""
+    inner = fields(buf, start, stop)
+    for j, (n, k, v) in enumerate(inner):
+        if n == 1 and k == 0:
+            node_id = _int32(v)
+        elif n == 2 and k == 2:
+            name = _text(buf, v, inner[j + 1][2])
+    return node_id, name
+
+
+def _attribute_fast(buf: bytes, pos: int, stop: int) -> tuple[str, str]:
+    """SerializedTensor as TensorFlow writes it: `0a len name 12 len full_name 1a len key` with
+    one-byte lengths (any field may be missing); other encodings go through `_attribute`."""
+    texts = ["", "", ""]
+    start = pos
+    expected = 0x0A
+    while pos < stop:
+        tag = buf[pos]
+        length = buf[pos + 1] if pos + 1 < stop else 0x80
+        if tag < expected or tag > 0x1A or tag & 7 != 2 or length >= 0x80 or pos + 2 + length > stop:
+            return _attribute(buf, start, stop)
+        texts[(tag >> 3) - 1] = buf[pos + 2 : pos + 2 + length].decode()  # (UnicodeDecodeError: see caller)
+        expected = tag + 8
+        pos += 2 + length
+    return texts[1], texts[2]
+
+
+def _attribute(buf: bytes, start: int, stop: int) -> tuple[str, str]:
+    """SerializedTensor {string name = 1; string full_name = 2; string checkpoint_key = 3; ...}"""
+    texts = ["", "", ""]
+    inner = fields(buf, start, stop)
+    for j, (n, k, v) in enumerate(inner):
+        if k == 2 and 1 <= n <= 3:
+            texts[n - 1] = _text(buf, v, inner[j + 1][2])
+    return texts[1], texts[2]
+
+
+def _slot(buf: bytes, start: int, stop: int) -> int:
+    """SlotVariableReference {original_variable_node_id = 1; slot_name = 2; slot_variable_node_id = 3}"""
+    slot = 0
+    inner = fields(buf, start, stop)
+    for j, (n, k, v) in enumerate(inner):
+        if n == 3 and k == 0:
+            slot = _int32(v)
+        elif n == 2 and k == 2:
+            _text(buf, v, inner[j + 1][2])
+    return slot
