@@ -72,7 +72,7 @@ def test_path_shapes(tmp_path, capsys, label, make, expected):
 
 def test_foreign_path_is_noted(tmp_path, capsys):
     assert main(["dump", str(_copy(tmp_path, "foreign_posix"))]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # notes are wrapped to 80 columns
     assert (
         "note: the 'checkpoint' state file names '/home/someone/experiments/run7/ckpt-1', which does not exist here; "
         f"read the checkpoint of that name beside it: {tmp_path / 'foreign_posix' / 'ckpt-1'}"
