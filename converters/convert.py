@@ -31,6 +31,7 @@ from inspector.errors import (
     OutputExists,
     UnsupportedFeature,
 )
+from inspector.dtypes import itemsize
 from inspector.manifest import Manifest
 from inspector.registry import open_artifact
 from inspector.verify import array_digest
@@ -251,7 +252,7 @@ def convert(
         notes=notes,
         tensors=sum(by_role.values()),
         bytes=written.bytes if written is not None else sum(
-            int(np.prod(w.shape, dtype=np.int64)) * _itemsize(w.dtype) for w in weights),
+            int(np.prod(w.shape, dtype=np.int64)) * (itemsize(w.dtype) or 0) for w in weights),
         verified=verify,
         by_role=by_role,
     )
@@ -281,12 +282,6 @@ def _signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _itemsize(dtype: str) -> int:
-    from inspector.dtypes import itemsize
-
-    return itemsize(dtype) or 0
 
 
 # --- checks before anything is written --------------------------------------------------------------

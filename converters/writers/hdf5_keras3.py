@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from inspector.dtypes import itemsize
 from inspector.errors import MappingError, UnsafeArtifact, UnsupportedFeature, require
 
 from inspector.keras_names import (
@@ -481,7 +482,7 @@ def write_sharded(
             # Keras creates the named group in the shard that is open when the layer is visited.
             group = _vars_group(h5, group_plan.path, group_plan.name)
             for i, ref in enumerate(group_plan.weights):
-                nbytes = math.prod(ref.shape) * _itemsize(ref.dtype)
+                nbytes = math.prod(ref.shape) * (itemsize(ref.dtype) or 0)
                 total += nbytes
                 current_size += nbytes
                 if current_size > max_shard_bytes and current_size != nbytes:
