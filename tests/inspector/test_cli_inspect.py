@@ -147,6 +147,8 @@ def test_dump_of_checkpoint_imports_neither_tensorflow_nor_h5py():
         f"rc = main(['dump', {str(FIXTURES / 'seed/tf_keras/ckpt/weights')!r}])\n"
         "assert rc == 0, rc\n"
         "assert 'h5py' not in sys.modules, 'h5py imported for a TF checkpoint'\n"
+        "assert 'google.protobuf' not in sys.modules, 'protobuf imported for a TF checkpoint (start-up)'\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported for a TF checkpoint listing'\n"
         "print('clean')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
