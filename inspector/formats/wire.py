@@ -316,10 +316,13 @@ def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
     slots: list[int] = []
     while pos < end:
         tag = buf[pos]
-        length = buf[pos + 1] if pos + 1 < end else 0x80
-        if length >= 0x80 or tag not in (0x0A, 0x12, 0x1A, 0x22, 0x2A):
+        if tag not in (0x0A, 0x12, 0x1A, 0x22, 0x2A):
             break  # not the common form: the rest of the node goes the general way
-        start = pos + 2
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if length < 0x80:
+            start = pos + 2
+        else:  # a long checkpoint key makes its attribute longer than 127 bytes
+            length, start = _varint(buf, pos + 1, end)
         stop = start + length
         if stop > end:
             raise WireError(f"field {tag >> 3} claims {length} bytes, {end - start} left in its message")
@@ -368,18 +371,24 @@ def _reference(buf: bytes, start: int, stop: int) -> tuple[int, str]:
 
 def _attribute_fast(buf: bytes, pos: int, stop: int) -> tuple[str, str]:
     """SerializedTensor as TensorFlow writes it: `0a len name 12 len full_name 1a len key` with
-    one-byte lengths (any field may be missing); other encodings go through `_attribute`."""
+    lengths of one or two bytes (any field may be missing); other encodings go through `_attribute`."""
     texts = ["", "", ""]
     start = pos
     expected = 0x0A
     while pos < stop:
         tag = buf[pos]
         length = buf[pos + 1] if pos + 1 < stop else 0x80
-        if tag < expected or tag > 0x1A or tag & 7 != 2 or length >= 0x80 or pos + 2 + length > stop:
+        if length < 0x80:
+            at = pos + 2
+        elif pos + 2 < stop and buf[pos + 2] < 0x80:  # two-byte length: keys of 128 to 16383 bytes
+            length, at = (length & 0x7F) | (buf[pos + 2] << 7), pos + 3
+        else:
             return _attribute(buf, start, stop)
-        texts[(tag >> 3) - 1] = buf[pos + 2 : pos + 2 + length].decode()  # (UnicodeDecodeError: see caller)
+        if tag < expected or tag > 0x1A or tag & 7 != 2 or at + length > stop:
+            return _attribute(buf, start, stop)
+        texts[(tag >> 3) - 1] = buf[at : at + length].decode()  # (UnicodeDecodeError: see caller)
         expected = tag + 8
-        pos += 2 + length
+        pos = at + length
     return texts[1], texts[2]
 
 
