@@ -182,7 +182,7 @@ def keras_h5(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("keras_h5")
     tf_keras.utils.set_random_seed(3)
-    model = tf_keras.Sequential([tf_keras.Input((1100,)), tf_keras.layers.Dense(1000)])
+    model = tf_keras.Sequential([tf_keras.Input((1100,)), tf_keras.layers.Dense(1000, name="dense")])
     model.save_weights(str(out / "w.h5"))
     convert(out / "w.h5", out / "ckpt", "tf-checkpoint")
     return out / "w.h5", out / "ckpt"
