@@ -44,11 +44,14 @@ _POOL: Any = None
 
 def helper_pool(force: bool = False) -> Any:
     """An executor with one thread, shared by all callers; None when this process may use one CPU
-    only (a second thread would just take turns with the first), unless `force`."""
-    global _POOL
-    if _POOL is None:
-        import os
+    only (a second thread would just take turns with the first) or CKIT_THREADS=1 asks for one
+    thread (benchmarks compare the two), unless `force`."""
+    import os
 
+    global _POOL
+    if os.environ.get("CKIT_THREADS") == "1" and not force:
+        return None
+    if _POOL is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if cpus < 2 and not force:
             return None

@@ -211,3 +211,15 @@ def test_h5_element_changed_in_the_last_piece(keras_h5, tmp_path):
     (change,) = report.changed
     assert change.a.name == "dense/kernel" and change.values.differing == 1
     assert change.values.first_index == (1099, 998)
+
+
+def test_one_thread_when_asked(checkpoints, monkeypatch):
+    from inspector.chunks import helper_pool
+
+    a, b, arrays = checkpoints
+    monkeypatch.setenv("CKIT_THREADS", "1")
+    assert helper_pool() is None and helper_pool(force=True) is not None
+    with open_artifact(a) as reader:
+        (w,) = [t for t in reader.manifest.tensors if t.name == "w"]
+        _assert_equal_numpy(tensor_stats(reader, w), arrays["w"], w.key)
+    assert inspector.diff(a, b).changed[0].values.first_index == (CHANGED,)
