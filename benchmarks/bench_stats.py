@@ -55,7 +55,7 @@ for name in reader.get_variable_to_shape_map():
 
 
 # This tree's code, whatever is installed: `python -m inspector` / `-m converters` with PYTHONPATH.
-TREE = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+TREE = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p), "CKIT_THREADS": "1"}
 CKINSPECT = [PYTHON, "-m", "inspector"]
 CKCONVERT = [PYTHON, "-c", "import sys; from converters.cli import main; sys.exit(main())"]
 SEED = ROOT / "fixtures" / "seed" / "tf_keras"
@@ -74,8 +74,8 @@ def main() -> None:
         data_mib = sum(p.stat().st_size for p in data) / 2**20
         read_one = measure("cat the checkpoint's data file (one read)", ["cat", *map(str, data)], repeat=5)
         stats = measure("ckinspect stats (512 MiB ckpt)", [*CKINSPECT, "stats", str(prefix)], repeat=5, env=TREE)
-        stats_one = measure("ckinspect stats, one thread (CKIT_THREADS=1)", [*CKINSPECT, "stats", str(prefix)],
-                            repeat=5, env={**TREE, "CKIT_THREADS": "1"})
+        stats_two = measure("ckinspect stats, two threads (CKIT_THREADS=2)", [*CKINSPECT, "stats", str(prefix)],
+                            repeat=5, env={**TREE, "CKIT_THREADS": "2"})
         stats_small = measure("ckinspect stats (seed ckpt, 1 MiB: the fixed cost)",
                               [*CKINSPECT, "stats", str(SEED / "ckpt" / "weights")], repeat=9, env=TREE)
         numpy_whole = measure("numpy on whole tensors (ckit reader)", [PYTHON, "-c", NUMPY_STATS, str(prefix)],
@@ -84,13 +84,13 @@ def main() -> None:
         read_two = measure("cat the checkpoint and the .h5 (one read each)", ["cat", *map(str, data), str(h5)], repeat=5)
         diff = measure("ckinspect diff (512 MiB .h5 vs its ckpt)", [*CKINSPECT, "diff", str(h5), str(prefix)],
                        repeat=5, env=TREE)
-        diff_one = measure("ckinspect diff, one thread (CKIT_THREADS=1)", [*CKINSPECT, "diff", str(h5), str(prefix)],
-                           repeat=5, env={**TREE, "CKIT_THREADS": "1"})
+        diff_two = measure("ckinspect diff, two threads (CKIT_THREADS=2)", [*CKINSPECT, "diff", str(h5), str(prefix)],
+                           repeat=5, env={**TREE, "CKIT_THREADS": "2"})
         diff_small = measure("ckinspect diff (seed .h5 vs its ckpt: the fixed cost)",
                              [*CKINSPECT, "diff", str(SEED / "weights.h5"), str(SEED / "ckpt" / "weights")],
                              repeat=9, env=TREE)
     load_after = os.getloadavg()
-    runs = [read_one, stats, stats_one, stats_small, numpy_whole, tf_route, read_two, diff, diff_one, diff_small]
+    runs = [read_one, stats, stats_two, stats_small, numpy_whole, tf_route, read_two, diff, diff_two, diff_small]
     print(table(runs))
     print()
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_before)} before, "

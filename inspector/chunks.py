@@ -4,12 +4,13 @@ A reader that can stream offers `read_chunks(key, chunk_elems)`: an iterator of 
 (C order, `chunk_elems` elements each, the last may be shorter), with its checksum checked
 after the last piece; or None when that tensor cannot be streamed (strings, partitioned
 variables), and then the whole tensor is read once and cut into the same pieces.  A piece may
-be overwritten when the next one is asked for (readers reuse one buffer): use or copy it first.  Equal piece
-boundaries on both sides let diff compare two artifacts in lockstep.
+be overwritten when the next one is asked for (a reader may reuse one buffer; checkpoints and
+`.h5` files give read-only views of a map): use or copy it first, never write to it.  Equal
+piece boundaries on both sides let diff compare two artifacts in lockstep.
 
-`helper_pool()` is the one extra thread stats and diff use where the process may run on two CPUs:
-numpy, file reads and the CRC release the GIL, so a second artifact's next piece is read, or half
-a piece's statistics computed, while this thread does the rest.
+`helper_pool()` is the one extra thread stats and diff can use (CKIT_THREADS=2): numpy, file reads
+and the CRC release the GIL, so a second artifact's next piece is read, or half a piece's
+statistics computed, while this thread does the rest.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ _POOL: Any = None
 
 
 def helper_pool(force: bool = False) -> Any:
-    """An executor with one thread, shared by all callers; None when this process may use one CPU
-    only (a second thread would just take turns with the first) or CKIT_THREADS=1 asks for one
-    thread (benchmarks compare the two), unless `force`."""
+    """An executor with one thread, shared by all callers, when CKIT_THREADS=2 asks for it (or
+    `force`); else None.
+
+    Off by default: on the 2-CPU machine the benchmarks run on, the second thread showed no
+    reliable gain (interleaved runs 2% faster, others 20% slower; README, bench_stats).  Never
+    on a single CPU, where a second thread would only take turns with the first.
+    """
     import os
 
     global _POOL
-    if os.environ.get("CKIT_THREADS") == "1" and not force:
+    if not force and os.environ.get("CKIT_THREADS") != "2":
         return None
     if _POOL is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

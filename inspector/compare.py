@@ -198,8 +198,8 @@ def compare_values(reader_a: Any, a: TensorInfo, reader_b: Any, b: TensorInfo, a
     """How the values of two same-shaped tensors differ; None when every element is within tolerance.
 
     `threads`: whether B's pieces are read on a second thread while A's are read on this one (None:
-    when the process may run on more than one CPU and the two readers are not one object, whose
-    state is not meant for two threads).
+    as CKIT_THREADS says, `chunks.helper_pool`); never when the two readers are one object, whose
+    state is not meant for two threads.
     """
     import numpy as np
 

@@ -259,8 +259,8 @@ def tensor_stats(reader: Any, tensor: TensorInfo, chunk_elems: int = CHUNK_ELEMS
                  progress: Callable[[int], None] | None = None, threads: bool | None = None) -> TensorStats:
     """Statistics of one tensor of an opened artifact, read piece by piece.
 
-    `threads`: whether large pieces are split between two threads (None: when the process may
-    run on more than one CPU).  The figures agree either way to float64 rounding.
+    `threads`: whether large pieces are split between two threads (None: as CKIT_THREADS says,
+    `chunks.helper_pool`).  The figures agree either way to float64 rounding.
     """
     if not has_statistics(tensor):
         return TensorStats(tensor=tensor, count=tensor.size)

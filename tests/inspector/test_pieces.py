@@ -182,7 +182,7 @@ def keras_h5(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("keras_h5")
     tf_keras.utils.set_random_seed(3)
-    model = tf_keras.Sequential([tf_keras.Input((1100,)), tf_keras.layers.Dense(1000, name="dense")])
+    model = tf_keras.Sequential([tf_keras.Input((1100,)), tf_keras.layers.Dense(1000, name="big")])
     model.save_weights(str(out / "w.h5"))
     convert(out / "w.h5", out / "ckpt", "tf-checkpoint")
     return out / "w.h5", out / "ckpt"
@@ -192,7 +192,7 @@ def keras_h5(tmp_path_factory):
 def test_h5_pieces_equal_numpy_and_the_checkpoint(keras_h5, chunk_elems):
     h5, ckpt = keras_h5
     with open_artifact(h5) as reader:
-        kernel = next(t for t in reader.manifest.tensors if t.name == "dense/kernel")
+        kernel = next(t for t in reader.manifest.tensors if t.name == "big/kernel")
         assert kernel.size > CHUNK_ELEMS
         _assert_equal_numpy(tensor_stats(reader, kernel, chunk_elems=chunk_elems), reader.read_tensor(kernel.key), kernel.key)
     assert inspector.diff(h5, ckpt).equal
@@ -205,20 +205,22 @@ def test_h5_element_changed_in_the_last_piece(keras_h5, tmp_path):
     changed = tmp_path / "changed.h5"
     shutil.copy(h5, changed)
     with h5py.File(changed, "r+") as f:
-        ds = f["dense"]["dense"]["kernel:0"]
+        ds = f["big"]["big"]["kernel:0"]
         ds[1099, 998] = ds[1099, 998] + 1.0
     report = inspector.diff(changed, ckpt)
     (change,) = report.changed
-    assert change.a.name == "dense/kernel" and change.values.differing == 1
+    assert change.a.name == "big/kernel" and change.values.differing == 1
     assert change.values.first_index == (1099, 998)
 
 
-def test_one_thread_when_asked(checkpoints, monkeypatch):
+def test_second_thread_only_when_asked(checkpoints, monkeypatch):
     from inspector.chunks import helper_pool
 
     a, b, arrays = checkpoints
-    monkeypatch.setenv("CKIT_THREADS", "1")
+    monkeypatch.delenv("CKIT_THREADS", raising=False)
     assert helper_pool() is None and helper_pool(force=True) is not None
+    monkeypatch.setenv("CKIT_THREADS", "2")
+    assert helper_pool() is not None
     with open_artifact(a) as reader:
         (w,) = [t for t in reader.manifest.tensors if t.name == "w"]
         _assert_equal_numpy(tensor_stats(reader, w), arrays["w"], w.key)
