@@ -195,6 +195,12 @@ def decode_entry(buf: bytes) -> BundleEntry:
             value = buf[pos] if pos < end else 0x80
             if value < 0x80:
                 pos += 1
+            elif pos + 1 < end and buf[pos + 1] < 0x80:  # offsets and sizes below 16 KiB
+                value = (value & 0x7F) | (buf[pos + 1] << 7)
+                pos += 2
+            elif pos + 2 < end and buf[pos + 1] >= 0x80 and buf[pos + 2] < 0x80:  # below 2 MiB
+                value = (value & 0x7F) | ((buf[pos + 1] & 0x7F) << 7) | (buf[pos + 2] << 14)
+                pos += 3
             else:
                 value, pos = _varint(buf, pos, end)
             if tag == 0x08:
