@@ -46,7 +46,11 @@ def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, na
         from .namemap import NameMap, map_manifest
 
         manifest = map_manifest(manifest, NameMap.load(name_map), names)
-    click.echo(render_json(manifest) if as_json else render_table(manifest))
+    from .collector import paused
+
+    with paused():  # a row per tensor: many small objects, no cycles
+        text = render_json(manifest) if as_json else render_table(manifest)
+    click.echo(text)
     return 0
 
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import collector
 from .errors import UnknownFormat
 from .formats.base import ArtifactReader, Format
 from .manifest import Manifest
@@ -143,7 +144,8 @@ def open_artifact(path: str | Path, format: str | None = None) -> ArtifactReader
         refuse_special_file(Path(path))
     links.check_before_open(path)
     fmt = get_format(format) if format else detect(path)
-    reader = fmt.open(Path(path))
+    with collector.paused():  # opening builds the manifest: many small objects, no cycles
+        reader = fmt.open(Path(path))
     try:
         links.check_files(path, [shard.path for shard in reader.manifest.shards])
     except BaseException:

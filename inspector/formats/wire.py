@@ -212,7 +212,11 @@ def decode_entry(buf: bytes) -> BundleEntry:
             else:
                 size = _int64(value)
         elif tag == 0x12 and not dims:
-            length, pos = _varint(buf, pos, end)
+            length = buf[pos] if pos < end else 0x80
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos, end)
             stop = pos + length
             if stop > end:
                 return _decode_entry(buf)
@@ -304,7 +308,13 @@ def _decode_graph(buf: bytes) -> list[GraphNode]:
         if buf[pos] != 0x0A:  # not `repeated TrackableObject nodes = 1` alone: the general way
             nodes.extend(_decode_node(buf, start, stop) for start, stop in _submessages(fields(buf, pos, end), 1))
             break
-        length, start = _varint(buf, pos + 1, end)
+        length = buf[pos + 1] if pos + 1 < end else 0x80
+        if length < 0x80:
+            start = pos + 2
+        elif pos + 2 < end and buf[pos + 2] < 0x80:
+            length, start = (length & 0x7F) | (buf[pos + 2] << 7), pos + 3
+        else:
+            length, start = _varint(buf, pos + 1, end)
         stop = start + length
         if stop > end:
             raise WireError(f"object graph node claims {length} bytes, {end - start} left")
@@ -335,7 +345,13 @@ def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
         if tag == 0x0A:
             # ObjectReference {int32 node_id = 1; string local_name = 2}: `08 id 12 len name`
             if buf[start] == 0x08 and length >= 4:
-                node_id, at = (buf[start + 1], start + 2) if buf[start + 1] < 0x80 else _varint(buf, start + 1, stop)
+                node_id = buf[start + 1]
+                if node_id < 0x80:
+                    at = start + 2
+                elif buf[start + 2] < 0x80:  # ids below 16384 (start + 2 < stop: length >= 4)
+                    node_id, at = (node_id & 0x7F) | (buf[start + 2] << 7), start + 3
+                else:
+                    node_id, at = _varint(buf, start + 1, stop)
                 if at + 2 <= stop and buf[at] == 0x12 and buf[at + 1] == stop - at - 2 and node_id < 1 << 31:
                     children.append((node_id, buf[at + 2 : stop].decode()))
                 else:
