@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -68,6 +69,13 @@ def scaling() -> None:
     ckinspect = str(BIN / "ckinspect")
     bare = measure("python -c pass", [PYTHON, "-c", "pass"], repeat=15)
     seed = measure("ckinspect dump (seed ckpt, 11 tensors)", [ckinspect, "dump", str(SEED)], repeat=15)
+    # The same pair without `site` (-S): the development venv's editable install adds a path finder
+    # that every interpreter start imports (pathlib, urllib, ...), in both commands; a user's
+    # `pip install ckit` has none.  -S with the packages on PYTHONPATH shows the ratio without it.
+    plain = {"PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
+    bare_s = measure("python -S -c pass", [PYTHON, "-S", "-c", "pass"], repeat=15, env=plain)
+    seed_s = measure("python -S -m inspector.cli dump (seed ckpt)", [PYTHON, "-S", "-m", "inspector.cli", "dump", str(SEED)],
+                     repeat=15, env=plain)
     runs = [bare, seed]
     with tempfile.TemporaryDirectory() as tmp:
         for count in (1_000, 20_000, 100_000):
@@ -75,9 +83,10 @@ def scaling() -> None:
             runs.append(measure(f"ckinspect dump ({count:,} variables)", [ckinspect, "dump", str(prefix)], repeat=5))
             runs.append(measure(f"ckinspect dump --json ({count:,} variables)", [ckinspect, "dump", "--json", str(prefix)],
                                 repeat=5))
-    print(table(runs))
+    print(table([bare_s, seed_s, *runs]))
     print()
     print(f"start-up: seed dump / python -c pass = {seed.seconds / bare.seconds:.1f}x (goal <= 3x)")
+    print(f"start-up without site (-S): {seed_s.seconds / bare_s.seconds:.1f}x")
     for run, count in zip(runs[2::2], (1_000, 20_000, 100_000)):
         print(f"{count:>7,} variables: {run.seconds:.3f} s, {1e6 * (run.seconds - seed.seconds) / count:.1f} us per tensor"
               + (" (goal <= 0.2 s)" if count == 20_000 else ""))

@@ -25,6 +25,8 @@ _MASK64 = (1 << 64) - 1
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    if pos < end and buf[pos] < 0x80:  # most tags, lengths and small numbers: one byte
+        return buf[pos], pos + 1
     result = 0
     shift = 0
     while shift < 70:
@@ -68,18 +70,10 @@ def fields(buf: bytes, pos: int = 0, end: int | None = None) -> list[tuple[int, 
         if number == 0:
             raise WireError("field number 0")
         if kind == 0:
-            value = buf[pos] if pos < end else 0x80
-            if value < 0x80:
-                pos += 1
-            else:
-                value, pos = _varint(buf, pos, end)
+            value, pos = _varint(buf, pos, end)
             append((number, 0, value))
         elif kind == 2:
-            length = buf[pos] if pos < end else 0x80
-            if length < 0x80:
-                pos += 1
-            else:
-                length, pos = _varint(buf, pos, end)
+            length, pos = _varint(buf, pos, end)
             stop = pos + length
             if stop > end:
                 raise WireError(f"field {number} claims {length} bytes, {end - pos} left in its message")
@@ -212,11 +206,7 @@ def decode_entry(buf: bytes) -> BundleEntry:
             else:
                 size = _int64(value)
         elif tag == 0x12 and not dims:
-            length = buf[pos] if pos < end else 0x80
-            if length < 0x80:
-                pos += 1
-            else:
-                length, pos = _varint(buf, pos, end)
+            length, pos = _varint(buf, pos, end)
             stop = pos + length
             if stop > end:
                 return _decode_entry(buf)
