@@ -179,7 +179,7 @@ class BundleEntry:
 def decode_entry(buf: bytes) -> BundleEntry:
     """One BundleEntryProto.  TensorFlow writes its fields in number order with one-byte tags; that
     form (shape dims included) is decoded inline, anything else through `_decode_entry`."""
-    dtype = shard_id = offset = size = crc = 0
+    scalars = [0] * 7  # by field number
     dims: list[int] = []
     pos, end = 0, len(buf)
     while pos < end:
@@ -197,14 +197,7 @@ def decode_entry(buf: bytes) -> BundleEntry:
                 pos += 3
             else:
                 value, pos = _varint(buf, pos, end)
-            if tag == 0x08:
-                dtype = _int32(value)
-            elif tag == 0x18:
-                shard_id = _int32(value)
-            elif tag == 0x20:
-                offset = _int64(value)
-            else:
-                size = _int64(value)
+            scalars[tag >> 3] = value
         elif tag == 0x12 and not dims:
             length, pos = _varint(buf, pos, end)
             stop = pos + length
@@ -224,28 +217,29 @@ def decode_entry(buf: bytes) -> BundleEntry:
                 dims.append(_int64(size_value))
                 pos = dim_end
         elif tag == 0x35 and pos + 4 <= end:
-            crc = int.from_bytes(buf[pos : pos + 4], "little")
+            scalars[6] = int.from_bytes(buf[pos : pos + 4], "little")
             pos += 4
         else:
             return _decode_entry(buf)  # slices, unknown fields, repeats, damage: the general way
-    return BundleEntry(dtype, tuple(dims), shard_id, offset, size, crc, ())
+    return _entry(scalars, dims, ())
+
+
+def _entry(scalars: list[int], dims: list[int], slices: tuple) -> BundleEntry:
+    """The entry from its raw scalar fields, by field number: dtype 1, shard_id 3 (int32), offset 4,
+    size 5 (int64), crc32c 6 (fixed32)."""
+    return BundleEntry(_int32(scalars[1]), tuple(dims), _int32(scalars[3]), _int64(scalars[4]), _int64(scalars[5]),
+                       scalars[6], slices)
 
 
 def _decode_entry(buf: bytes) -> BundleEntry:
-    dtype = shard_id = offset = size = crc = 0
+    scalars = [0] * 7
     dims: list[int] = []
     slices = []
     items = fields(buf)
     for i, (number, kind, value) in enumerate(items):
         if kind == 0:
-            if number == 1:
-                dtype = _int32(value)
-            elif number == 3:
-                shard_id = _int32(value)
-            elif number == 4:
-                offset = _int64(value)
-            elif number == 5:
-                size = _int64(value)
+            if number in (1, 3, 4, 5):
+                scalars[number] = value
         elif kind == 2:
             if number == 2:  # TensorShapeProto {repeated Dim dim = 2 {int64 size = 1; string name = 2}}
                 shape = fields(buf, value, items[i + 1][2])
@@ -267,8 +261,8 @@ def _decode_entry(buf: bytes) -> BundleEntry:
                     extents.append((first, length))
                 slices.append(tuple(extents))
         elif kind == 5 and number == 6:
-            crc = value
-    return BundleEntry(dtype, tuple(dims), shard_id, offset, size, crc, tuple(slices))
+            scalars[6] = value
+    return _entry(scalars, dims, tuple(slices))
 
 
 # -- trackable_object_graph.proto -----------------------------------------------------------------
