@@ -64,6 +64,7 @@ def check_config_is_safe(config: dict[str, Any], tf_keras: Any) -> None:
 
 def check_config_safe(config: dict[str, Any]) -> None:
     """Refuse Lambda layers and classes Keras would have to import from outside Keras."""
+    _check_activation_functions(config)
     known = _known_class_names()
     for obj, layer_name in _serialized_objects(config, None):
         class_name = obj["class_name"]
@@ -79,6 +80,72 @@ def check_config_safe(config: dict[str, Any]) -> None:
                 f"{where} uses class {registered or class_name!r}, which is not a built-in Keras class; "
                 f"ckit does not import custom code from a config; {_PASS_MODEL}"
             )
+
+
+_WEIGHTS_ONLY = "convert to keras3-weights, tf-checkpoint or safetensors instead (weights only, loaded into the model your code builds)"
+
+
+def _check_activation_functions(config: dict[str, Any]) -> None:
+    """Refuse an activation argument that names a function Keras 3 does not define itself.
+
+    Keras serialises an activation as its name ("relu") or, for a function it does not own, as
+    {"module": "builtins", "class_name": "function", "config": "<registered name>", ...} (Keras 3,
+    tf_keras >= 2.13); older tf.keras writes a custom function's name as a plain string. Either way
+    the class is "function", so the generic class check would blame a class named 'function':
+    name the layer, the argument and the function instead.
+    """
+    builtin = _activation_names()
+    for layer_name, argument, value in activation_arguments(config):
+        name = _function_name(value)
+        if name is None or name in builtin and not _foreign_module(value):
+            continue
+        where = f"layer {layer_name!r}" if layer_name else "the model config"
+        raise UnsafeArtifact(
+            f"{where} argument {argument!r} is the function {name!r}, not a built-in Keras activation "
+            f"(expected a name such as 'sigmoid' or 'tanh'); Keras 3 can rebuild it only with the code that "
+            f"registers it imported, which ckit never does; {_WEIGHTS_ONLY}, or pass --model with a "
+            "model whose activations are built-in"
+        )
+
+
+def activation_arguments(config: Any) -> Iterator[tuple[str | None, str, Any]]:
+    """(layer name, argument, value) for every activation argument (`activation`,
+    `recurrent_activation`, ...) of every layer in a config, wrapped and nested layers included."""
+    for obj, layer_name in _serialized_objects(config, None):
+        inner = obj.get("config")
+        if not isinstance(inner, dict) or not _looks_like_layer(obj):
+            continue
+        for key, value in inner.items():
+            if isinstance(key, str) and key.endswith("activation") and value is not None:
+                yield layer_name, key, value
+
+
+def _function_name(value: Any) -> str | None:
+    """The function an activation argument records: a name string or a serialised function's name."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        return str(value.get("config"))
+    return None  # an activation layer object ({"class_name": "ReLU", ...}): the class check judges it
+
+
+def _foreign_module(value: Any) -> bool:
+    module = value.get("module") if isinstance(value, dict) else None
+    return isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES)
+
+
+_ACTIVATIONS: frozenset[str] | None = None
+
+
+def _activation_names() -> frozenset[str]:
+    """Activation names Keras 3 resolves itself."""
+    global _ACTIVATIONS
+    if _ACTIVATIONS is None:
+        keras = require("keras", "tf", "Writing Keras 3 files")
+        _ACTIVATIONS = frozenset(
+            n for n in dir(keras.activations) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")
+        )
+    return _ACTIVATIONS
 
 
 def is_custom(obj: dict[str, Any], known: frozenset[str] | None = None) -> bool:

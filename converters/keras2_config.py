@@ -67,6 +67,9 @@ def tf_keras_model_config(layout: ModelLayout) -> Keras2Config:
     from .config_safety import check_config_safe
 
     check_config_safe(config)  # Lambda and custom classes are refused before anything is built
+    from .keras3_config import refuse_keras3_only_activations
+
+    refuse_keras3_only_activations(config)
     translated = translate_model_config(config)
     _check_rebuilds(translated, layout)
     compile_config = config.get("compile_config") or layout.training_config

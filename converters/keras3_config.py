@@ -87,6 +87,57 @@ def keras3_model_config(layout: ModelLayout) -> Keras3Config:
     return Keras3Config(config=serialized, model=model)
 
 
+_KERAS2_HARD_SIGMOID = "clip(0.2*x + 0.5, 0, 1)"
+_KERAS3_HARD_SIGMOID = "clip(x/6 + 0.5, 0, 1)"
+
+
+def refuse_keras2_only_activations(layout: ModelLayout) -> None:
+    """Refuse a Keras 2 config whose activation Keras 3 defines differently under the same name.
+
+    Keras 2 (and tf_keras) `hard_sigmoid` is clip(0.2*x + 0.5, 0, 1); Keras 3's is clip(x/6 + 0.5, 0, 1)
+    (relu6-based), and Keras 3 has no built-in equal to the old one. Keras 3 rebuilds a Keras 2 config
+    naming 'hard_sigmoid' without complaint, so a `.keras` written from it would load and predict
+    something else (LSTM/GRU gates defaulted to it up to Keras 2.2). Every other activation both define
+    computes the same values. Only model files need this: a weights file carries no activations.
+    """
+    model_config = layout.model_config or {}
+    if model_config.get("schema") != "keras2":
+        return
+    found = _hard_sigmoid_argument(_decode_json_markers(model_config.get("config")))
+    if found:
+        raise UnsupportedFeature(
+            f"{found} is Keras 2's 'hard_sigmoid', {_KERAS2_HARD_SIGMOID}; Keras 3's 'hard_sigmoid' is "
+            f"{_KERAS3_HARD_SIGMOID} and Keras 3 has no built-in equal to the old one, so a .keras model would "
+            "predict other values; convert to h5-model or saved-model (tf_keras keeps it), or to keras3-weights, "
+            "tf-checkpoint or safetensors (weights only)"
+        )
+
+
+def refuse_keras3_only_activations(config: dict[str, Any]) -> None:
+    """The other way: a Keras 3 config's 'hard_sigmoid' would become tf_keras's other function."""
+    found = _hard_sigmoid_argument(config)
+    if found:
+        raise UnsupportedFeature(
+            f"{found} is Keras 3's 'hard_sigmoid', {_KERAS3_HARD_SIGMOID}; tf_keras's 'hard_sigmoid' is "
+            f"{_KERAS2_HARD_SIGMOID} and tf_keras has no built-in equal to Keras 3's, so a tf_keras model would "
+            "predict other values; convert to keras3-model or saved-model (Keras 3 keeps it), or to h5-weights, "
+            "tf-checkpoint or safetensors (weights only)"
+        )
+
+
+def _hard_sigmoid_argument(config: Any) -> str | None:
+    """"layer 'x' argument 'y'" for the first activation argument naming Keras's own 'hard_sigmoid'."""
+    from .config_safety import activation_arguments
+
+    for layer_name, argument, value in activation_arguments(config):
+        name = value if isinstance(value, str) else value.get("config") if isinstance(value, dict) else None
+        module = value.get("module") if isinstance(value, dict) else None
+        if name == "hard_sigmoid" and (module is None or str(module).startswith(("keras", "tf_keras"))):
+            where = f"layer {layer_name!r}" if layer_name else "the model config"
+            return f"{where} argument {argument!r}"
+    return None
+
+
 def _decode_json_markers(node: Any) -> Any:
     """Undo tf_keras's JSON encoder markers (`{"class_name": "__tuple__", "items": [...]}`) as Keras does.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inspector.errors import UnsupportedFeature
 
-from ..keras3_config import keras3_model_config
+from ..keras3_config import keras3_model_config, refuse_keras2_only_activations
 from ..layout import ModelLayout
 from .base import WriteOptions, WriteResult
 from .hdf5_keras3 import optimizer_notes, plan_from_model, write_h5
@@ -47,6 +47,7 @@ class KerasArchiveWriter:
                 f"keras3-model writes '*.keras' files (Keras 3 refuses other names), got '{dst.name}'; "
                 "rename the destination"
             )
+        refuse_keras2_only_activations(layout)  # before Keras 3 rebuilds it with another function
         k3 = keras3_model_config(layout)
         plan = plan_from_model(layout, k3.model)
         notes = optimizer_notes(layout)
