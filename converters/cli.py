@@ -57,6 +57,9 @@ def _conversion_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Overwrite an existing destination."),
         click.option("--no-verify", is_flag=True, help="Skip re-reading the output and comparing every tensor."),
         click.option("--model", metavar="MODULE:FUNCTION", help=MODEL_HELP),
+        click.option("--config", "model_config", metavar="ARCH.json",
+                     help="Architecture JSON (model.to_json()) saved beside a weights-only SRC; read as data, "
+                          "never run; replaces a config SRC embeds."),
         click.option("--format", "source_format", type=click.Choice(FORMAT_IDS),
                      help="Read SRC as this format instead of detecting it."),
         click.option("--max-shard-size", metavar="SIZE", help="Split output into shards of at most SIZE (e.g. 100MB)."),
@@ -101,6 +104,7 @@ def _run_conversion(src: str, dst: str, to: str | None, *, allowed_sources: tupl
             to,
             source_format=opts.get("source_format"),
             model=opts.get("model"),
+            config=opts.get("model_config"),
             force=opts.get("force", False),
             verify=not opts.get("no_verify", False),
             max_shard_size=parse_size(opts.get("max_shard_size")),

@@ -36,6 +36,7 @@ from inspector.manifest import Manifest
 from inspector.registry import open_artifact
 from inspector.verify import array_digest
 
+from .arch_json import check_layout_matches, read_model_config_file, with_model_config
 from .layout import ModelLayout, WeightRef
 from .model_config import model_config_of
 from .flat import layout_change_notes, load_name_map, plan_conversion
@@ -175,8 +176,13 @@ def convert(
     name_map: str | Path | None = None,
     layout_mode: str | None = None,
     weights_only: bool = False,
+    config: str | Path | None = None,
 ) -> ConvertResult:
     """Convert the artifact at `src` into format `to` (inferred from `dst`) at `dst`.
+
+    `config` is an architecture JSON (`model.to_json()`) for a source that has none (a weights-only
+    `.h5`) or whose own it replaces: it is read with `json` only, checked like an embedded config, and
+    its layers must name the source's weights (`converters.arch_json`).
 
     `names`, `name_map`, `layout_mode` and `weights_only` shape the conversions that need no Keras
     layout (flat targets, checkpoint to checkpoint): see `converters.flat`.
@@ -184,10 +190,14 @@ def convert(
     dst = Path(dst)
     include_optimizer = include_optimizer and not weights_only
     loaded_map = load_name_map(name_map)
+    given_config = _given_config(config, model)
+    config_notes: list[str] = []
     created: list[Path] = []
     try:
         with open_artifact(src, source_format) as reader:
             manifest = reader.manifest
+            if given_config is not None:
+                manifest, config_notes = with_model_config(manifest, given_config, str(config))
             target = resolve_target(dst, to, manifest)
             writer = get_writer(target)
             check_destination_name(dst, target)
@@ -200,6 +210,8 @@ def convert(
                 layout, live = flat.layout(), None
             else:
                 layout, live = _build_layout(manifest, reader.read_tensor, target, model)
+                if given_config is not None:
+                    config_notes += check_layout_matches(layout, str(config), str(src))
                 # Record what the writer takes through the layout's own reader, so values the layout
                 # derives (a merged Keras 1 LSTM kernel, a re-laid CuDNN bias) are checked as written.
                 recording = _RecordingReader(layout.read)
@@ -240,7 +252,7 @@ def convert(
         raise
     weights = flat.refs if flat else layout.flat_weights()
     notes = tuple(flat.notes if flat else layout.dropped + layout_change_notes(manifest, target, layout_mode))
-    notes += tuple(result.notes)
+    notes = (*config_notes, *notes, *result.notes)
     by_role = written.by_role if written is not None else {"weight": len(weights)}
     if not flat:
         notes += tuple(_optimizer_notes(layout, by_role.get("optimizer", 0), notes, target))
@@ -285,6 +297,18 @@ def _signals_deferred() -> Iterator[None]:
 
 
 # --- checks before anything is written --------------------------------------------------------------
+
+
+def _given_config(config: str | Path | None, model: str | None) -> dict[str, Any] | None:
+    """The architecture JSON given with --config, read before the artifact is opened."""
+    if config is None:
+        return None
+    if model is not None:
+        raise UnsupportedFeature(
+            f"both --model {model} and --config {config} were given; expected one of them, as each names the "
+            "architecture; drop --config to let your model decide, or drop --model to use the JSON"
+        )
+    return read_model_config_file(config)
 
 
 def _named_like(name: str) -> tuple[str, tuple[str, ...]] | None:
