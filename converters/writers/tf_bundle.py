@@ -346,6 +346,23 @@ def _add_bidirectional(obj: _Obj, here: list[str], node: LayerNode) -> None:
             target.add(below[-1], _Obj(variable=ref, key=checkpoint_key(path + [below[-1]])))
 
 
+_RNN_VARIABLES = (("kernel", "recurrent_kernel", "bias"), ("kernel", "recurrent_kernel"))
+
+
+def _subclassed_rnn(node: LayerNode) -> bool:
+    """A layer whose class a config names but Keras does not define (rnnmorph's `ReversedLSTM(LSTM)`)
+    holding exactly an RNN cell's variables: a subclass of a Keras RNN, which tracks them under `cell`
+    as the RNN it extends does (placement derives the same from the variables). A CuDNN layer holds
+    its weights itself."""
+    from inspector.keras_names import rnn_class_from_shapes, rnn_layout
+
+    if node.class_name is None or node.class_name in ("CuDNNLSTM", "CuDNNGRU") or node.children:
+        return False
+    shapes = [tuple(ref.shape) for ref in node.weights]
+    return (tuple(ref.attribute for ref in node.weights) in _RNN_VARIABLES and rnn_class_from_shapes(shapes) is not None
+            and (rnn_layout(shapes) or ("", ""))[1] != "cudnn")
+
+
 def _add_layer(parent: _Obj, path: list[str], local_name: str, node: LayerNode) -> None:
     # A subclassed model tracks its layers by attribute ("enc"), possibly through a list ("blocks/0").
     *through, last = (node.tracked_as or local_name).split("/")
@@ -353,7 +370,7 @@ def _add_layer(parent: _Obj, path: list[str], local_name: str, node: LayerNode) 
         parent, path = parent.child(name), path + [name]
     obj = parent.add(last, _Obj())
     here = path + [last]
-    if node.is_rnn:
+    if node.is_rnn or _subclassed_rnn(node):
         # tf_keras RNN layers own no variables themselves: the cell does, tracked as `cell`.
         cell = obj.add("cell", _Obj())
         _add_variables(cell, here + ["cell"], node.flat_weights(), node.name)

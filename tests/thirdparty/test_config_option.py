@@ -24,7 +24,7 @@ ARCH = {
     "rnnmorph": THIRDPARTY / "rnnmorph" / "eval_model.json",
 }
 WRITTEN = [("humanactivity", "keras3-model"), ("humanactivity", "h5-model"), ("humanactivity", "saved-model"),
-           ("rnnmorph", "h5-weights")]
+           ("rnnmorph", "h5-weights"), ("rnnmorph", "tf-checkpoint")]
 # What each refusal must name: Keras 3 meets Keras 2's hard_sigmoid first (its own differs), tf_keras
 # the custom class.
 REFUSED = {
