@@ -208,6 +208,9 @@ def convert(
                                    name_map=loaded_map, layout=layout_mode, weights_only=not include_optimizer)
             if flat:  # no Keras layout: the plan records and verifies what it writes itself
                 layout, live = flat.layout(), None
+                if given_config is not None:  # names only here, but a JSON of other weights is still refused
+                    config_notes += check_layout_matches(build_layout(manifest, reader.read_tensor, target),
+                                                         str(config), str(src))
             else:
                 layout, live = _build_layout(manifest, reader.read_tensor, target, model)
                 if given_config is not None:

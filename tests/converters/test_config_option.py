@@ -73,13 +73,14 @@ def test_config_and_model_together_are_refused(tmp_path, capsys):
 
 
 @pytest.mark.tf
-def test_json_of_another_model_names_the_first_missing_layer(tmp_path, capsys):
-    line = _refused(capsys, tmp_path, OTHER_ARCH)
+@pytest.mark.parametrize("target, dst", [("h5-model", "m.h5"), ("safetensors", "w.safetensors")])
+def test_json_of_another_model_names_the_first_missing_layer(tmp_path, capsys, target, dst):
+    line = _refused(capsys, tmp_path, OTHER_ARCH, to=target, dst=dst)
     assert "does not describe" in line and "weights of layer 'conv1d_1'" in line and "no layer of that name" in line
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("target, dst", [("h5-weights", "w.h5"), ("keras3-model", "m.keras")])
+@pytest.mark.parametrize("target, dst", [("h5-weights", "w.h5"), ("keras3-model", "m.keras"), ("npz", "w.npz")])
 def test_json_with_other_shapes_names_the_layer_and_shapes(tmp_path, capsys, target, dst):
     path = _edited(tmp_path, lambda c: c["config"][4]["config"].update(units=100))  # dense_1: 10000 units
     line = _refused(capsys, tmp_path, path, to=target, dst=dst)
