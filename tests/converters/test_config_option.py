@@ -138,3 +138,30 @@ def test_config_replaces_an_embedded_one_with_a_note(tmp_path, capsys):
         written = json.loads(f.attrs["model_config"])
     rates = [layer["config"]["rate"] for layer in written["config"]["layers"] if layer["class_name"] == "Dropout"]
     assert rates == [0.375]
+
+
+@pytest.mark.tf
+def test_keras3_and_tf_keras_json_beside_weights_convert_exactly(tmp_path):
+    """Both JSON schemas as the frameworks write them: Keras 3 `model.to_json()` beside Keras 3
+    `save_weights`, tf_keras `model.to_json()` beside a `save_weights` checkpoint; each output reloaded
+    by its framework predicts the seed model's logits."""
+    import keras
+    import numpy as np
+    import tf_keras
+
+    reference = np.load(FIXTURES / "seed/reference.npz")
+    k3_json, k2_json = tmp_path / "k3.json", tmp_path / "k2.json"
+    k3_json.write_text(keras.models.load_model(FIXTURES / "seed/keras3/model.keras", compile=False).to_json())
+    k2_json.write_text(tf_keras.models.load_model(FIXTURES / "seed/tf_keras/model.h5", compile=False).to_json())
+    cases = [
+        (FIXTURES / "seed/keras3/model.weights.h5", k3_json, "m.keras", keras, "logits_keras3"),
+        (FIXTURES / "seed/keras3/model.weights.h5", k3_json, "m.h5", tf_keras, "logits_keras3"),
+        (FIXTURES / "seed/tf_keras/ckpt/weights", k2_json, "c.keras", keras, "logits_tf_keras"),
+    ]
+    for weights, arch, dst, framework, logits in cases:
+        to = "h5-model" if dst.endswith(".h5") else None
+        assert main(["convert", str(weights), str(tmp_path / dst), "--config", str(arch),
+                     *(["--to", to] if to else [])]) == 0
+        model = framework.models.load_model(tmp_path / dst, compile=False)
+        np.testing.assert_allclose(np.asarray(model(reference["inputs"])), reference[logits], atol=1e-5,
+                                   err_msg=f"{weights.name} + {arch.name} -> {dst}")
