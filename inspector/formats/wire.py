@@ -177,6 +177,13 @@ class BundleEntry:
 
 
 def decode_entry(buf: bytes) -> BundleEntry:
+    try:
+        return _decode_entry_inline(buf)
+    except IndexError:  # every read is bounds-checked; this only keeps a missed case a one-line error
+        raise WireError("message ends inside a field") from None
+
+
+def _decode_entry_inline(buf: bytes) -> BundleEntry:
     """One BundleEntryProto.  TensorFlow writes its fields in number order with one-byte tags; that
     form (shape dims included) is decoded inline, anything else through `_decode_entry`."""
     scalars = [0] * 7  # by field number
@@ -283,6 +290,8 @@ def decode_object_graph(buf: bytes) -> list[GraphNode]:
         return _decode_graph(buf)
     except UnicodeDecodeError:
         raise WireError("string field is not UTF-8") from None
+    except IndexError:  # every read is bounds-checked; this only keeps a missed case a one-line error
+        raise WireError("message ends inside a field") from None
 
 
 def _decode_graph(buf: bytes) -> list[GraphNode]:
@@ -328,7 +337,7 @@ def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
             raise WireError(f"field {tag >> 3} claims {length} bytes, {end - start} left in its message")
         if tag == 0x0A:
             # ObjectReference {int32 node_id = 1; string local_name = 2}: `08 id 12 len name`
-            if buf[start] == 0x08 and length >= 4:
+            if length >= 4 and buf[start] == 0x08:  # (an empty reference, all defaults, is valid too)
                 node_id = buf[start + 1]
                 if node_id < 0x80:
                     at = start + 2

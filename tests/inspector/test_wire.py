@@ -110,6 +110,16 @@ def test_other_encodings_of_a_graph():
     node.registered_saver.name = "saver"
     data = graph.SerializeToString()
     assert _graph_from_wire(data) == _graph_from_protobuf(data)
+    # Messages with every field at its default are empty on the wire, and valid, even at the very end.
+    for build in (lambda n: n.children.add(), lambda n: n.attributes.add(), lambda n: n.slot_variables.add(),
+                  lambda n: None):
+        sparse = TrackableObjectGraph()
+        build(sparse.nodes.add())
+        encoded = sparse.SerializeToString()
+        assert _graph_from_wire(encoded) == _graph_from_protobuf(encoded), encoded
+    assert wire.decode_entry(b"") == _entry_from_protobuf(BundleEntryProto())
+    assert wire.decode_entry(b"\x12\x00") == _entry_from_protobuf(BundleEntryProto.FromString(b"\x12\x00"))
+    assert wire.decode_entry(b"\x12\x02\x12\x00") == _entry_from_protobuf(BundleEntryProto.FromString(b"\x12\x02\x12\x00"))
     # An unknown field inside an attribute and at the top level (newer TensorFlow adds fields).
     attribute = bytes([0x12, 0x07, 0x1A, 0x01, 0x6B, 0x20, 0x01, 0x0A, 0x00])
     extended = data + bytes([0x0A, len(attribute)]) + attribute + bytes([0x10, 0x05])
@@ -158,3 +168,43 @@ def test_damaged_messages_raise_only_wire_errors_and_never_disagree_with_protobu
         elif ours is not None:  # we read what protobuf refuses: only its UTF-8 check on unused text may differ
             assert kind == "graph", bad
     assert agreed > 100
+
+
+def test_random_valid_messages_decode_as_protobuf_reads_them():
+    """Messages protobuf itself writes, with fields left at their defaults (absent on the wire),
+    long and short strings, ids and sizes of every varint length: both decoders agree."""
+    from tensorboard.compat.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    rng = random.Random(4)
+
+    def number(bits: int) -> int:
+        return rng.choice([0, 1, 127, 128, 16383, 16384, (1 << rng.randrange(1, bits)) + rng.randrange(100)])
+
+    def text() -> str:
+        return rng.choice(["", "k", "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE", "é" * rng.randrange(200)])
+
+    for _ in range(300):
+        graph = TrackableObjectGraph()
+        for _ in range(rng.randrange(4)):
+            node = graph.nodes.add()
+            for _ in range(rng.randrange(3)):
+                node.children.add(**{k: v for k, v in (("node_id", number(31)), ("local_name", text())) if rng.random() < 0.7})
+            for _ in range(rng.randrange(3)):
+                node.attributes.add(**{k: text() for k in ("name", "full_name", "checkpoint_key") if rng.random() < 0.7})
+            for _ in range(rng.randrange(2)):
+                node.slot_variables.add(original_variable_node_id=number(31), slot_name=text(),
+                                        slot_variable_node_id=number(31))
+        data = graph.SerializeToString()
+        assert _graph_from_wire(data) == _graph_from_protobuf(data), data
+
+        entry = BundleEntryProto(**{k: v for k, v in (("dtype", rng.randrange(30)), ("shard_id", number(31)),
+                                                       ("offset", number(62)), ("size", number(62)),
+                                                       ("crc32c", number(32))) if rng.random() < 0.8})
+        for _ in range(rng.randrange(4)):
+            entry.shape.dim.add(size=rng.choice([number(62), -1]))
+        if rng.random() < 0.2:
+            extent = entry.slices.add().extent.add(start=number(40))
+            if rng.random() < 0.5:
+                extent.length = number(40)
+        data = entry.SerializeToString()
+        assert wire.decode_entry(data) == _entry_from_protobuf(entry), data
