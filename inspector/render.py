@@ -79,11 +79,12 @@ def render_table(manifest: Manifest, width: int = WIDTH) -> str:
     if signatures:
         lines.append("signatures:")
         for name, sig in sorted(signatures.items()):
-            ins = ", ".join(f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("inputs", {}).items()))
-            outs = ", ".join(f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("outputs", {}).items()))
-            lines.append(f"  {name}({ins}) -> {outs}")
+            ins = [f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("inputs", {}).items())]
+            outs = [f"{k}: {v.get('dtype')} {v.get('shape')}" for k, v in sorted(sig.get("outputs", {}).items())]
+            words = [escape(word) for word in _signature_words(name, ins, outs)]
+            lines.extend(_pack(["  " + words[0], *words[1:]], width))
+    lines = [wrapped for line in lines for wrapped in _fit(escape(line), width)]
     lines.append("")
-    lines = [escape(line) for line in lines]
     lines.extend(_tensor_rows(manifest, width))
     notes = [f"data shard missing or incomplete: {escape(s.path)}" for s in manifest.shards if not s.present]
     notes.extend(escape(note) for note in manifest.notes)
@@ -92,6 +93,36 @@ def render_table(manifest: Manifest, width: int = WIDTH) -> str:
 
         lines.extend(wrapped(notes))
     return "\n".join(lines)
+
+
+def _signature_words(name: str, ins: list[str], outs: list[str]) -> list[str]:
+    """`name(a, b) -> c, d` as words to pack into lines: each argument whole with its comma or
+    arrow (a shape cut in two would read as two shapes)."""
+    ins = ins or [""]
+    words = [f"{a}," for a in ins[:-1]] + [f"{ins[-1]}) ->"]
+    words[0] = f"{name}({words[0]}"
+    return words + [f"{o}," for o in outs[:-1]] + outs[-1:]
+
+
+def _pack(parts: list[str], width: int) -> list[str]:
+    """`parts` joined by spaces into lines of `width`, continued with a 4-space indent."""
+    out = [parts[0]]
+    for part in parts[1:]:
+        if len(out[-1]) + 1 + len(part) <= width:
+            out[-1] += " " + part
+        else:
+            out.append("    " + part)
+    return out
+
+
+def _fit(line: str, width: int) -> list[str]:
+    """A header line in `width` columns, broken at spaces and continued under its value; a single
+    word longer than the width (a path) is never cut.  Signature lines come packed already."""
+    if len(line) <= width or line.startswith("  "):
+        return [line]
+    import textwrap
+
+    return textwrap.wrap(line, width, subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False)
 
 
 def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
