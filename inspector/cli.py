@@ -60,23 +60,23 @@ def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, na
 @click.option("--format", "format_", type=FORMAT_CHOICE, help=FORMAT_HELP)
 def verify(path: str, as_json: bool, format_: str | None) -> int:
     """Read every byte of PATH and check every checksum; exit 1 naming each damaged tensor."""
-    from .render import escape, human_bytes
-    from .text import plural
+    from .render import escape, human_bytes, wrap_line
+    from .text import notes, plural
     from .verify import verify_artifact
 
     report = verify_artifact(path, format_)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        for problem in report.problems:
-            click.echo(escape(f"DAMAGED  {problem.key}: {problem.message}"))
+        lines = [escape(f"DAMAGED  {problem.key}: {problem.message}") for problem in report.problems]
         status = "OK" if report.ok else f"FAILED ({len(report.problems)} damaged)"
-        click.echo(
+        lines.append(
             f"{status}: {report.manifest.format} {escape(report.manifest.path)}: {report.checked} of "
             f"{plural(len(report.manifest.tensors), 'tensor')} read, {human_bytes(report.bytes_read)}"
         )
-        for note in report.notes:
-            click.echo(escape(f"note: {note}"))
+        lines = [wrapped for line in lines for wrapped in wrap_line(line, indent="         ")]
+        lines.extend(notes([escape(note) for note in report.notes]))
+        click.echo("\n".join(lines))
     return 0 if report.ok else 1
 
 

@@ -115,14 +115,19 @@ def _pack(parts: list[str], width: int) -> list[str]:
     return out
 
 
-def _fit(line: str, width: int) -> list[str]:
-    """A header line in `width` columns, broken at spaces and continued under its value; a single
-    word longer than the width (a path) is never cut.  Signature lines come packed already."""
-    if len(line) <= width or line.startswith("  "):
+def wrap_line(line: str, width: int = WIDTH, indent: str = "    ") -> list[str]:
+    """`line` in `width` columns, broken at spaces, continued with `indent`; a single word longer
+    than the width (a path, a key) is never cut: users copy them."""
+    if len(line) <= width:
         return [line]
     import textwrap
 
-    return textwrap.wrap(line, width, subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def _fit(line: str, width: int) -> list[str]:
+    """A header line, continued under its value; signature lines come packed already."""
+    return [line] if line.startswith("  ") else wrap_line(line, width, " " * 12)
 
 
 def _tensor_rows(manifest: Manifest, width: int) -> list[str]:

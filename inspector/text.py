@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .naturalsort import natural_key
-from .render import human_bytes
+from .render import human_bytes, wrap_line
 
 if TYPE_CHECKING:
     from .compare import DiffReport
@@ -91,13 +91,7 @@ def table(header: Sequence[str], rows: list[Sequence[str]], right: set[int], fle
 
 def notes(items: Sequence[str]) -> list[str]:
     """'note: ...' lines wrapped to WIDTH."""
-    import textwrap
-
-    out: list[str] = []
-    for note in items:
-        out.extend(textwrap.wrap(note, WIDTH, initial_indent="note: ", subsequent_indent="      ",
-                                 break_on_hyphens=False, break_long_words=False))
-    return out
+    return [line for note in items for line in wrap_line(f"note: {note}", WIDTH, "      ")]
 
 
 # -- stats -----------------------------------------------------------------------------------
@@ -113,7 +107,7 @@ def render_stats(report: StatsReport, style: Style = PLAIN) -> str:
         rows.append((label, number(s.min), number(s.max), number(s.mean), number(s.std), number(s.l2),
                      zeros, _nonfinite(s)))
     header = ("NAME", "MIN", "MAX", "MEAN", "STD", "L2", "ZEROS", "NaN/Inf")
-    lines = [f"{report.manifest.format} {report.manifest.path}: {plural(len(report.tensors), 'tensor')}", ""]
+    lines = [*wrap_line(f"{report.manifest.format} {report.manifest.path}: {plural(len(report.tensors), 'tensor')}"), ""]
     body = table(header, rows, right={1, 2, 3, 4, 5, 6}, flex=0)
     lines.append(style(body[0], "bold"))
     bad = {row[0] for row, s in zip(rows, ordered) if not s.finite}
@@ -145,7 +139,8 @@ def _nonfinite(s: TensorStats) -> str:
 
 # -- diff ------------------------------------------------------------------------------------
 def render_diff(report: DiffReport, style: Style = PLAIN) -> str:
-    lines = [f"A: {report.a.format} {report.a.path}", f"B: {report.b.format} {report.b.path}", ""]
+    lines = [*wrap_line(f"A: {report.a.format} {report.a.path}", indent="   "),
+             *wrap_line(f"B: {report.b.format} {report.b.path}", indent="   "), ""]
     tol = f" (atol {report.atol:g}, rtol {report.rtol:g})" if report.atol or report.rtol else ""
     for t in sorted(report.only_a, key=lambda t: natural_key(t.name)):
         lines.append(style(fit(f"only in A  {t.name}  {t.dtype} {shape_text(t.shape)}  ({t.role})", WIDTH), "yellow"))
@@ -196,7 +191,7 @@ def _value(value: Any) -> str:
 # -- tree ------------------------------------------------------------------------------------
 def render_tree(tree: Tree, style: Style = PLAIN) -> str:
     m = tree.manifest
-    lines = [f"{m.format} {m.path}", ""]
+    lines = [*wrap_line(f"{m.format} {m.path}"), ""]
     _node_lines(tree.root, "", "", lines, style, top=True)
     for group in (tree.optimizer, tree.other):
         if group is not None:
@@ -238,7 +233,7 @@ def _node_lines(node: Node, lead: str, branch: str, lines: list[str], style: Sty
 
 # -- signatures ------------------------------------------------------------------------------
 def render_signatures(report: SignatureReport, style: Style = PLAIN) -> str:
-    lines = [f"SavedModel {report.path}"]
+    lines = wrap_line(f"SavedModel {report.path}")
     for meta in report.meta_graphs:
         lines.append("")
         version = f" (TensorFlow {meta.tensorflow_version})" if meta.tensorflow_version else ""

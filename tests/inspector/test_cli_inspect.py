@@ -67,6 +67,16 @@ def test_dump_header_of_a_third_party_saved_model_in_80_columns(capsys):
     assert "keras_version=2.4.0" in out and "tensorflow_version=2.4.1" in out
 
 
+@pytest.mark.parametrize("command", ["dump", "verify", "tree", "stats"])
+def test_human_output_of_a_long_path_in_80_columns(capsys, command):
+    # inaSpeechSegmenter's Keras 2.3 model: a long path, an HDF5 note, many layers.
+    path = FIXTURES / "thirdparty/inaspeechsegmenter/keras_speech_music_noise_cnn.hdf5"
+    assert main([command, str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 or " " not in line.strip() for line in lines), max(lines, key=len)
+    assert any(line.strip().startswith(str(path)) for line in lines)  # the path whole, never cut
+
+
 def test_dump_table_sorts_numbers_as_numbers(capsys):
     assert main(["dump", str(FIXTURES / "seed/tf_keras/ckpt/weights")]) == 0
     out = capsys.readouterr().out

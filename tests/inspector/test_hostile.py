@@ -219,9 +219,14 @@ def test_truncated_shard_is_called_truncated_with_its_tensors_counted(ckpt: Path
 def test_missing_shard_is_one_line_with_its_tensors_counted(ckpt: Path) -> None:
     ckpt.with_name("weights.data-00000-of-00001").unlink()
     proc = _cli("verify", str(ckpt))
-    lines = proc.stdout.decode().splitlines()
-    assert [l for l in lines if l.startswith("DAMAGED")] == [l for l in lines[:1]]
-    assert "file is missing, so the 11 tensors stored in it (" in lines[0]
+    entries: list[str] = []  # lines of one entry are wrapped to 80 columns: continuations are indented
+    for line in proc.stdout.decode().splitlines():
+        if line.startswith(" ") and entries:
+            entries[-1] += " " + line.strip()
+        else:
+            entries.append(line)
+    assert [e for e in entries if e.startswith("DAMAGED")] == entries[:1]
+    assert "file is missing, so the 11 tensors stored in it (" in entries[0]
 
 
 # --------------------------------------------------------------------------- symlinks
