@@ -134,14 +134,10 @@ def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
     """One row per tensor in natural key order (people count 2 before 10).  Keys and names are never
     cut (users copy them): one too long for `width` takes a line of its own above the rest of its row."""
     header = ("KEY", "NAME", "DTYPE", "SHAPE", "BYTES", "ROLE")
-    keyed = [(natural_key(t.key), t) for t in manifest.tensors]
-    keyed.sort(key=_first)
     rows = [
-        (t.key if t.key.isascii() and t.key.isprintable() else escape(t.key),
-         t.name if t.name.isascii() and t.name.isprintable() else escape(t.name),
-         t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
-        for _, t in keyed
-    ]  # (cells escaped here: ASCII printable text, the usual case, needs no escaping)
+        (escape(t.key), escape(t.name), t.dtype, "[" + ", ".join(map(str, t.shape)) + "]", human_bytes(t.nbytes), t.role)
+        for t in sorted(manifest.tensors, key=lambda t: natural_key(t.key))
+    ]
     columns = list(zip(header, *rows))
     widths = [max(map(len, column)) for column in columns]
     # KEY and NAME take the width their cells need to leave room for the rest of the row; a cell
@@ -162,10 +158,6 @@ def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
             row = (row[0], "", *row[2:])
         out.append(row_format.format(*row).rstrip())
     return out
-
-
-def _first(pair: tuple) -> Any:
-    return pair[0]
 
 
 def render_json(manifest: Manifest) -> str:

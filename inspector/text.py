@@ -11,15 +11,13 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .naturalsort import natural_key
-from .render import human_bytes, wrap_line
+from .render import WIDTH, human_bytes, wrap_line
 
 if TYPE_CHECKING:
     from .compare import DiffReport
     from .signatures import SignatureReport
     from .stats import StatsReport, TensorStats
     from .tree import Node, Tree
-
-WIDTH = 80
 
 
 class Style:
