@@ -6,9 +6,10 @@ STAMP := $(VENV)/.ckit-installed
 
 .PHONY: setup demo test bench fixtures clean
 
+# setuptools >= 77 reads the licence as an SPDX expression; the wheel test builds with the venv's own.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
 	$(PY) -m pip install -q -e '.[tf,test]'
 	touch $(STAMP)
 
