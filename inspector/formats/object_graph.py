@@ -31,21 +31,16 @@ _NOT_ATTRIBUTE_LAYERS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class KeyInfo:
-    """What the graph says about one checkpoint key."""
-
-    name: str
-    role: str
-    layer: str | None = None
-    index: int | None = None
+# What the graph says about one checkpoint key: (name, role, layer or None, index among the layer's
+# weights or None).  Plain tuples: a checkpoint of 100,000 variables has as many.
+KeyInfo = tuple
 
 
 @dataclass
 class GraphDescription:
     """Everything the manifest takes from an object graph."""
 
-    keys: dict[str, KeyInfo] = field(default_factory=dict)
+    keys: list[KeyInfo] = field(default_factory=list)  # one per key asked about, in the same order
     layers: list[str] = field(default_factory=list)
     framework: str = "tensorflow"
     node_count: int = 0
@@ -130,7 +125,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         return any(_TF_KERAS_LAYER.match(n) or n.startswith("layer-") or n in _KERAS3_MARKERS for n in names)
 
     if count == 0:
-        return GraphDescription(node_count=0)
+        return GraphDescription(keys=[_without_graph(key) for key in keys], node_count=0)
     model: int | None = None
     if is_model(0):
         model = 0
@@ -187,7 +182,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
                     and not (subclassed and _not_a_layer(n))
                 ]
 
-    infos: dict[int, KeyInfo] = {}
+    infos: dict[int, tuple[str, int]] = {}  # weight node -> (layer, index)
     layers: list[str] = []
     layer_nodes: dict[str, int] = {}
     owned: list[tuple[int, str, list[int]]] = []
@@ -222,17 +217,18 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         layers.append(name)
         layer_nodes[name] = layer_node
         for index, node_id in enumerate(weights):
-            infos[node_id] = KeyInfo(name="", role="weight", layer=name, index=index)
+            infos[node_id] = (name, index)
 
     model_nodes = set(walk(model if model is not None else 0, optimizer_roots))
     counter_nodes = {c for c, n in children(0) if n in _COUNTER_NAMES}
     if model is not None:
         counter_nodes |= {c for c, n in children(model) if n in _COUNTER_NAMES}
 
-    result: dict[str, KeyInfo] = {}
+    result: list[KeyInfo] = []
+    append = result.append
     for key in keys:
         if key == OBJECT_GRAPH_KEY:
-            result[key] = KeyInfo(name=key, role="metadata")
+            append((key, "metadata", None, None))
             continue
         node_id = key_node.get(key)
         name = full_name.get(node_id, "") if node_id is not None else ""
@@ -240,12 +236,12 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         if node_id is None:
             role = "other"
         elif node_id in infos:
-            info = infos[node_id]
+            layer, index = infos[node_id]
             if subclassed and drop and name.count("/") >= 2:
                 # `net/dense/kernel` -> `dense/kernel`: the Keras variable name without the model's
                 # own name, as tf_keras' weights.h5 and the Keras 3 readers name the same weight.
                 name = name.split("/", 1)[1]
-            result[key] = KeyInfo(name=name, role="weight", layer=info.layer, index=info.index)
+            append((name, "weight", layer, index))
             continue
         elif node_id in optimizer_nodes:
             role = "optimizer"
@@ -257,10 +253,15 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
             role = "weight"  # a model without a layer list (plain tf.Module, tf.train.Checkpoint of variables)
         else:
             role = "other"
-        result[key] = KeyInfo(name=name, role=role)
+        append((name, role, None, None))
     return GraphDescription(
         keys=result, layers=layers, framework=framework, node_count=count, layer_nodes=layer_nodes
     )
+
+
+def _without_graph(key: str) -> KeyInfo:
+    """A key of a graph without nodes: named after its key, role metadata for the graph itself."""
+    return (key, "metadata", None, None) if key == OBJECT_GRAPH_KEY else (key.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""), "other", None, None)
 
 
 def _is_optimizer(children: list[tuple[int, str]]) -> bool:

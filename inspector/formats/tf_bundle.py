@@ -29,7 +29,7 @@ from ..crc32c import crc32c, unmask
 from ..dtypes import TF_DTYPE_NAMES, itemsize, numpy_dtype
 from ..errors import ChecksumMismatch, CkitError, CorruptArtifact, MissingData, UnsupportedFeature
 from ..limits import MAX_ELEMENTS, check_fits, check_shape, too_large
-from ..manifest import Manifest, ShardInfo, TensorInfo
+from ..manifest import Manifest, ShardInfo, TensorInfo, trusted_tensor
 from .base import ReaderBase
 from .object_graph import strip_key
 from .sstable import Table, has_table_magic, read_varint
@@ -296,6 +296,28 @@ class BundleReader:
             dims = self.shape(key)  # the checks with their one-line errors; only odd shapes pay for them
         dtype = dtype_label(entry.dtype)
         return dtype, dims, (self.nbytes(key) if entry.slices else entry.size)
+
+    def specs(self, keys: Iterable[bytes]) -> list[tuple[str, tuple[int, ...], int]]:
+        """`spec` of each key, checking each distinct shape once: many tensors share a shape."""
+        entries = self.entries
+        labels: dict[int, str] = {}
+        plain: set[tuple[int, ...]] = set()  # shapes that pass spec's checks as they are
+        out = []
+        append = out.append
+        for key in keys:
+            entry = entries[key]
+            dims = entry.dims
+            if dims not in plain:
+                if dims and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
+                                               and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16)):
+                    dims = self.shape(key)  # as in `spec`: the checks, whose outcome depends on the dtype
+                else:
+                    plain.add(dims)
+            dtype = labels.get(entry.dtype)
+            if dtype is None:
+                dtype = labels[entry.dtype] = dtype_label(entry.dtype)
+            append((dtype, dims, self.nbytes(key) if entry.slices else entry.size))
+        return out
 
     def nbytes(self, key: bytes) -> int:
         entry = self.entries[key]
@@ -736,26 +758,15 @@ def bundle_tensors(
         except CkitError as exc:
             metadata["object_graph_error"] = str(exc)
     if graph_bytes is not None:
-        described = describe(graph_bytes, [key_text(k) for k in keys], str(bundle.index_path), layer_names)
+        texts = [key_text(k) for k in keys]
+        described = describe(graph_bytes, texts, str(bundle.index_path), layer_names)
         producer["framework"] = described.framework
         metadata["object_graph_nodes"] = described.node_count
         layers = described.layers
-        for key in keys:
-            text = key_text(key)
-            info = described.keys.get(text)
-            dtype, shape, nbytes = bundle.spec(key)
-            tensors.append(
-                TensorInfo(
-                    key=text,
-                    name=info.name if info else text.replace("/.ATTRIBUTES/VARIABLE_VALUE", ""),
-                    dtype=dtype,
-                    shape=shape,
-                    nbytes=nbytes,
-                    role=info.role if info else ("metadata" if text == OBJECT_GRAPH_KEY else "other"),
-                    layer=info.layer if info else None,
-                    index=info.index if info else None,
-                )
-            )
+        tensors = [
+            trusted_tensor(text, name, dtype, shape, nbytes, role, layer, index)
+            for text, (dtype, shape, nbytes), (name, role, layer, index) in zip(texts, bundle.specs(keys), described.keys)
+        ]
     else:
         producer["framework"] = "tensorflow" if has_graph or not keys else "tensorflow (TF1 Saver)"
         for key in keys:
