@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 
 from ..errors import CorruptArtifact
-from .wire import WireError, decode_object_graph
+from .wire import WireError, read_object_graph
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _COUNTER_NAMES = ("save_counter", "global_step")
+_first = itemgetter(0)
 _TF_KERAS_LAYER = re.compile(r"^layer_with_weights-(\d+)$")
 _KERAS3_LAYER_LISTS = ("_operations", "_layers")
 _KERAS3_MARKERS = ("_functional", "_operations", "_layers", "_tracked")
@@ -74,18 +77,20 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     (the SavedModel's keras_metadata), used before any name guessed from the graph.
     """
     try:
-        nodes = decode_object_graph(bytes(data))  # plain tuples: no protobuf import on `dump`'s path
+        graph = read_object_graph(bytes(data))  # plain tuples: no protobuf import on `dump`'s path
     except WireError as exc:
         raise CorruptArtifact(
             f"{where}: the object graph ({OBJECT_GRAPH_KEY}) does not parse as a TrackableObjectGraph ({exc}); "
             "the checkpoint is damaged"
         ) from None
-    count = len(nodes)
+    kids = graph.children
+    count = len(kids)
     layer_names = layer_names or {}
 
-    # Each node's children kept in range once: the walks below visit nodes many times.
-    kids = [[c for c in node.children if 0 <= c[0] < count] for node in nodes]
-    pushed = [[c for c, _ in reversed(k)] for k in kids]  # what a depth-first walk pushes, per node
+    # Children out of range are dropped once: the walks below visit nodes many times.
+    ids = list(map(_first, chain.from_iterable(kids)))
+    if ids and (min(ids) < 0 or max(ids) >= count):
+        kids = [[c for c in k if 0 <= c[0] < count] for k in kids]
 
     def children(node_id: int) -> list[tuple[int, str]]:
         return kids[node_id]
@@ -104,20 +109,29 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
                 continue
             seen.add(node_id)
             order.append(node_id)
-            stack.extend(pushed[node_id])
+            stack.extend(map(_first, reversed(kids[node_id])))
         return order
+
+    def reach(start: int, skip: set[int]) -> set[int]:
+        """The nodes `walk` visits, as a set: a level at a time, each level's children gathered by
+        C loops (map, chain, set) rather than a Python step per node."""
+        if start in skip:
+            return set()
+        seen = level = {start}
+        while level:
+            level = set(map(_first, chain.from_iterable(map(kids.__getitem__, level))))
+            level -= seen
+            level -= skip
+            seen |= level
+        return seen
 
     # Checkpoint keys and full names of the variable nodes.
     key_node: dict[str, int] = {}
     full_name: dict[int, str] = {}
-    with_slots: list[int] = []  # nodes holding optimizer slot variables (read in the same pass)
-    for node_id, node in enumerate(nodes):
-        for attribute_full_name, checkpoint_key in node.attributes:
-            key_node[checkpoint_key] = node_id
-            if attribute_full_name and node_id not in full_name:
-                full_name[node_id] = attribute_full_name
-        if node.slot_variables:
-            with_slots.append(node_id)
+    for node_id, attribute_full_name, checkpoint_key in graph.attributes:
+        key_node[checkpoint_key] = node_id
+        if attribute_full_name and node_id not in full_name:
+            full_name[node_id] = attribute_full_name
     variables = set(key_node.values())
 
     def is_model(node_id: int) -> bool:
@@ -145,13 +159,12 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
     optimizer_roots = {c for c, n in children(0) if n == "optimizer" or _is_optimizer(children(c))}
     if model is not None:
         optimizer_roots |= {c for c, n in children(model) if n == "optimizer"}
-    slot_nodes: set[int] = set()
-    for node_id in with_slots:
-        optimizer_roots.add(node_id)
-        slot_nodes |= set(nodes[node_id].slot_variables)
+    # Nodes holding optimizer slot variables are optimizer state, and so are the slots.
+    optimizer_roots |= {node_id for node_id, _ in graph.slots}
+    slot_nodes = {slot for _, slot in graph.slots}
     optimizer_nodes: set[int] = set(slot_nodes)
     for root in optimizer_roots:
-        optimizer_nodes |= set(walk(root, set()))
+        optimizer_nodes |= reach(root, set())
 
     # The model's weight-owning layers, in model order.
     layer_list: list[tuple[int, str]] = []  # (node id, fallback label)
@@ -219,7 +232,7 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
         for index, node_id in enumerate(weights):
             infos[node_id] = (name, index)
 
-    model_nodes = set(walk(model if model is not None else 0, optimizer_roots))
+    model_nodes = reach(model if model is not None else 0, optimizer_roots)
     counter_nodes = {c for c, n in children(0) if n in _COUNTER_NAMES}
     if model is not None:
         counter_nodes |= {c for c, n in children(model) if n in _COUNTER_NAMES}

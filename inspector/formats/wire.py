@@ -285,7 +285,23 @@ class GraphNode:
         self.slot_variables = slot_variables  # SlotVariableReference.slot_variable_node_id
 
 
-def decode_object_graph(buf: bytes) -> list[GraphNode]:
+class ObjectGraph:
+    """A TrackableObjectGraph by field rather than by node (a graph of 100,000 variables has as many
+    nodes, and `describe` reads each field across all of them): `children[n]` holds node n's
+    ObjectReferences as (node_id, local_name) in stored order; `attributes` every SerializedTensor as
+    (node, full_name, checkpoint_key) and `slots` every SlotVariableReference as
+    (node, slot_variable_node_id), in node order and stored order within a node."""
+
+    __slots__ = ("children", "attributes", "slots")
+
+    def __init__(self, children: list[list[tuple[int, str]]], attributes: list[tuple[int, str, str]],
+                 slots: list[tuple[int, int]]) -> None:
+        self.children = children
+        self.attributes = attributes
+        self.slots = slots
+
+
+def read_object_graph(buf: bytes) -> ObjectGraph:
     try:
         return _decode_graph(buf)
     except UnicodeDecodeError:
@@ -294,12 +310,24 @@ def decode_object_graph(buf: bytes) -> list[GraphNode]:
         raise WireError("message ends inside a field") from None
 
 
-def _decode_graph(buf: bytes) -> list[GraphNode]:
-    nodes: list[GraphNode] = []
+def decode_object_graph(buf: bytes) -> list[GraphNode]:
+    """The graph node by node (`read_object_graph` regrouped)."""
+    graph = read_object_graph(buf)
+    nodes = [GraphNode(children, [], []) for children in graph.children]
+    for node, full_name, key in graph.attributes:
+        nodes[node].attributes.append((full_name, key))
+    for node, slot in graph.slots:
+        nodes[node].slot_variables.append(slot)
+    return nodes
+
+
+def _decode_graph(buf: bytes) -> ObjectGraph:
+    graph = ObjectGraph([], [], [])
     pos, end = 0, len(buf)
     while pos < end:
         if buf[pos] != 0x0A:  # not `repeated TrackableObject nodes = 1` alone: the general way
-            nodes.extend(_decode_node(buf, start, stop) for start, stop in _submessages(fields(buf, pos, end), 1))
+            for start, stop in _submessages(fields(buf, pos, end), 1):
+                _decode_node(buf, start, stop, graph)
             break
         length = buf[pos + 1] if pos + 1 < end else 0x80
         if length < 0x80:
@@ -311,18 +339,18 @@ def _decode_graph(buf: bytes) -> list[GraphNode]:
         stop = start + length
         if stop > end:
             raise WireError(f"object graph node claims {length} bytes, {end - start} left")
-        nodes.append(_decode_node(buf, start, stop))
+        _decode_node(buf, start, stop, graph)
         pos = stop
-    return nodes
+    return graph
 
 
-def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
-    """One TrackableObject.  Its children and attributes are most of a large graph: the usual
-    encodings (fields in number order, one-byte tags and lengths) are decoded inline, anything
-    else through `fields`."""
+def _decode_node(buf: bytes, pos: int, end: int, graph: ObjectGraph) -> None:
+    """One TrackableObject, added to `graph`.  Its children and attributes are most of a large graph:
+    the usual encodings (fields in number order, one-byte tags and lengths) are decoded inline,
+    anything else through `fields`."""
+    node = len(graph.children)
     children: list[tuple[int, str]] = []
-    attributes: list[tuple[str, str]] = []
-    slots: list[int] = []
+    graph.children.append(children)
     while pos < end:
         tag = buf[pos]
         if tag not in (0x0A, 0x12, 0x1A, 0x22, 0x2A):
@@ -352,9 +380,9 @@ def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
             else:
                 children.append(_reference(buf, start, stop))
         elif tag == 0x12:
-            attributes.append(_attribute_fast(buf, start, stop))
+            graph.attributes.append(_attribute_fast(buf, start, stop, node))
         elif tag == 0x1A:
-            slots.append(_slot(buf, start, stop))
+            graph.slots.append((node, _slot(buf, start, stop)))
         # 0x22, 0x2A: registered_saver, has_checkpoint_values, which listing does not use
         pos = stop
     if pos < end:
@@ -366,10 +394,9 @@ def _decode_node(buf: bytes, pos: int, end: int) -> GraphNode:
             if number == 1:
                 children.append(_reference(buf, value, stop))
             elif number == 2:
-                attributes.append(_attribute(buf, value, stop))
+                graph.attributes.append(_attribute(buf, value, stop, node))
             else:
-                slots.append(_slot(buf, value, stop))
-    return GraphNode(children, attributes, slots)
+                graph.slots.append((node, _slot(buf, value, stop)))
 
 
 def _reference(buf: bytes, start: int, stop: int) -> tuple[int, str]:
@@ -384,7 +411,7 @@ def _reference(buf: bytes, start: int, stop: int) -> tuple[int, str]:
     return node_id, name
 
 
-def _attribute_fast(buf: bytes, pos: int, stop: int) -> tuple[str, str]:
+def _attribute_fast(buf: bytes, pos: int, stop: int, node: int) -> tuple[int, str, str]:
     """SerializedTensor as TensorFlow writes it: `0a len name 12 len full_name 1a len key` with
     lengths of one or two bytes (any field may be missing); other encodings go through `_attribute`."""
     texts = ["", "", ""]
@@ -398,23 +425,23 @@ def _attribute_fast(buf: bytes, pos: int, stop: int) -> tuple[str, str]:
         elif pos + 2 < stop and buf[pos + 2] < 0x80:  # two-byte length: keys of 128 to 16383 bytes
             length, at = (length & 0x7F) | (buf[pos + 2] << 7), pos + 3
         else:
-            return _attribute(buf, start, stop)
+            return _attribute(buf, start, stop, node)
         if tag < expected or tag > 0x1A or tag & 7 != 2 or at + length > stop:
-            return _attribute(buf, start, stop)
+            return _attribute(buf, start, stop, node)
         texts[(tag >> 3) - 1] = buf[at : at + length].decode()  # (UnicodeDecodeError: see caller)
         expected = tag + 8
         pos = at + length
-    return texts[1], texts[2]
+    return node, texts[1], texts[2]
 
 
-def _attribute(buf: bytes, start: int, stop: int) -> tuple[str, str]:
+def _attribute(buf: bytes, start: int, stop: int, node: int) -> tuple[int, str, str]:
     """SerializedTensor {string name = 1; string full_name = 2; string checkpoint_key = 3; ...}"""
     texts = ["", "", ""]
     inner = fields(buf, start, stop)
     for j, (n, k, v) in enumerate(inner):
         if k == 2 and 1 <= n <= 3:
             texts[n - 1] = _text(buf, v, inner[j + 1][2])
-    return texts[1], texts[2]
+    return node, texts[1], texts[2]
 
 
 def _slot(buf: bytes, start: int, stop: int) -> int:
