@@ -227,13 +227,27 @@ class BundleReader:
         self.prefix = prefix if isinstance(prefix, str) and prefix.endswith(("/", os.sep)) else Path(prefix)
         self.index_path = index_path(self.prefix)
         self.table = Table.open(self.index_path)
-        raw: dict[bytes, bytes] = dict(self.table.items())
-        if HEADER_KEY.encode() not in raw:
+        # One pass over the table: entries are decoded as they come (a checkpoint of 100,000 tensors
+        # has as many), a damaged one reported only after the header's own checks, as before.
+        header: bytes | None = None
+        self.entries: dict[bytes, BundleEntry] = {}
+        damaged: tuple[bytes, WireError] | None = None
+        for key, value in self.table.items():
+            if not key:
+                header = value  # keys strictly increase: the empty key comes first
+                continue
+            try:
+                self.entries[key] = decode_entry(value)
+            except WireError as exc:
+                if damaged is None:
+                    damaged = key, exc
+                self.entries[key] = None  # type: ignore[assignment]  # (counted; the reader is refused below)
+        if header is None:
             raise CorruptArtifact(
                 f"{self.index_path}: no bundle header (key \"\"); expected a TensorFlow tensor-bundle index"
             )
         try:
-            self.header = decode_header(raw.pop(b""))
+            self.header = decode_header(header)
         except WireError as exc:
             raise CorruptArtifact(
                 f"{self.index_path}: bundle header does not parse as BundleHeaderProto ({exc}); the index is damaged"
@@ -248,24 +262,22 @@ class BundleReader:
                 f"{self.index_path}: bundle needs reader version {self.header.min_consumer}; "
                 f"ckit reads bundle version {BUNDLE_VERSION} (written by a newer TensorFlow)"
             )
+        count = len(self.entries)
         self.num_shards = int(self.header.num_shards)
-        if self.num_shards < 1 and raw:
+        if self.num_shards < 1 and count:
             raise CorruptArtifact(f"{self.index_path}: header says {self.num_shards} data shards; expected at least 1")
-        if self.num_shards > len(raw) + 1:
+        if self.num_shards > count + 1:
             # Every shard holds at least one entry (TF writes no empty shards beyond the first).
             raise CorruptArtifact(
-                f"{self.index_path}: header says {self.num_shards} data shards but the index has only {len(raw)} "
-                f"entries; expected at most {len(raw) + 1} shards (the index is damaged: copy it again)"
+                f"{self.index_path}: header says {self.num_shards} data shards but the index has only {count} "
+                f"entries; expected at most {count + 1} shards (the index is damaged: copy it again)"
             )
-        self.entries: dict[bytes, BundleEntry] = {}
-        for key, value in raw.items():
-            try:
-                self.entries[key] = decode_entry(value)
-            except WireError as exc:
-                raise CorruptArtifact(
-                    f"{self.index_path}: entry for key {key_text(key)!r} does not parse as BundleEntryProto ({exc}); "
-                    "the index is damaged"
-                ) from None
+        if damaged is not None:
+            key, exc = damaged
+            raise CorruptArtifact(
+                f"{self.index_path}: entry for key {key_text(key)!r} does not parse as BundleEntryProto ({exc}); "
+                "the index is damaged"
+            )
         self.shard_paths = _ShardPaths(self.prefix, self.num_shards)
         self._maps: dict[int, mmap.mmap | None] = {}
 

@@ -208,3 +208,96 @@ def test_random_valid_messages_decode_as_protobuf_reads_them():
                 extent.length = number(40)
         data = entry.SerializeToString()
         assert wire.decode_entry(data) == _entry_from_protobuf(entry), data
+
+
+def test_variable_nodes_read_in_place_and_the_general_way(monkeypatch):
+    """Variable nodes in TensorFlow's form are read without `_decode_node`; every other form of the
+    same node (empty or long names, other fields, damage) goes the general way: both as protobuf."""
+    from tensorboard.compat.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    general = []
+    decode_node = wire._decode_node
+    monkeypatch.setattr(wire, "_decode_node", lambda *args: general.append(args[1]) or decode_node(*args))
+    rng = random.Random(11)
+    graphs = []
+    for full in ("", "kernel", "x" * 100, "x" * 130, "é" * 50):
+        for key in ("", "k", "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE", "a" * 110):
+            for extra in (None, "values", "no_values", "child", "saver", "second"):
+                graph = TrackableObjectGraph()
+                graph.nodes.add().children.add(node_id=1, local_name="v")
+                node = graph.nodes.add()
+                node.attributes.add(name="VARIABLE_VALUE", full_name=full, checkpoint_key=key)
+                if extra == "values":
+                    node.has_checkpoint_values.value = True
+                elif extra == "no_values":
+                    node.has_checkpoint_values.value = False
+                elif extra == "child":
+                    node.children.add(node_id=0, local_name="up")
+                elif extra == "saver":
+                    node.registered_saver.name = "s"
+                elif extra == "second":
+                    node.attributes.add(name="VARIABLE_VALUE", full_name="b", checkpoint_key="c")
+                graphs.append(graph.SerializeToString())
+    fast = 0
+    for data in graphs:
+        general.clear()
+        assert _graph_from_wire(data) == _graph_from_protobuf(data), data
+        fast += len(general) == 1  # only the root went the general way
+    assert 6 <= fast < len(graphs)
+    # Damaged variable nodes: protobuf's reading or a WireError, never another reading.
+    from google.protobuf.message import DecodeError
+
+    canonical = [d for d in graphs if b"VARIABLE_VALUE" in d and b"*\x02\x08\x01" in d]
+    for _ in range(400):
+        bad = _damaged(rng.choice(canonical), rng)
+        try:
+            ours = _graph_from_wire(bad)
+        except wire.WireError:
+            continue
+        try:
+            assert ours == _graph_from_protobuf(bad), bad
+        except DecodeError:
+            pass  # (protobuf's UTF-8 check on text listing does not use)
+
+
+def test_entries_read_by_their_head_and_the_general_way(monkeypatch):
+    """An entry whose head (dtype and shape) was seen before is read from the cache and a match of
+    its tail; the first of each head, and any entry of another form, the general way: both as protobuf."""
+    from google.protobuf.message import DecodeError
+
+    general = []
+    inline = wire._decode_entry_inline
+    monkeypatch.setattr(wire, "_decode_entry_inline", lambda buf: general.append(buf) or inline(buf))
+    monkeypatch.setattr(wire, "_heads", {})
+    rng = random.Random(12)
+    messages = []
+    for shape in ((), (0,), (4, 4), (784, 128), (53, 4), (-1, 3), (1 << 40,)):
+        for dtype in (1, 9, 200):
+            for shard, offset, size in ((0, 0, 0), (0, 64, 64), (3, 1 << 20, 127), (200, 1 << 62, 1 << 33), (0, 128, (1 << 63) - 1)):
+                entry = BundleEntryProto(dtype=dtype, shard_id=shard, offset=offset, size=size, crc32c=rng.getrandbits(32))
+                for d in shape:
+                    entry.shape.dim.add(size=d)
+                messages.append(entry.SerializeToString())
+    # A head alone whose last bytes look like a checksum field (`35` five bytes from the end).
+    messages.append(bytes([0x08, 0x01, 0x12, 0x08, 0x12, 0x02, 0x08, 0x35, 0x12, 0x02, 0x08, 0x04]))
+    for data in messages * 2:
+        general.clear()
+        assert wire.decode_entry(data) == _entry_from_protobuf(BundleEntryProto.FromString(data)), data
+    assert wire._heads  # heads were cached ...
+    hits = 0
+    for data in messages:
+        general.clear()
+        wire.decode_entry(data)
+        hits += not general
+    assert 40 <= hits < len(messages)  # ... and read from the cache; other forms never were
+    for _ in range(1500):
+        bad = _damaged(rng.choice(messages), rng)
+        try:
+            ours = wire.decode_entry(bad)
+        except wire.WireError:
+            ours = None
+        try:
+            theirs = _entry_from_protobuf(BundleEntryProto.FromString(bad))
+        except DecodeError:
+            theirs = None
+        assert ours == theirs, bad
