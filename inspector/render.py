@@ -169,7 +169,8 @@ def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
         # its last cell unpadded is the padded row stripped.  (An item may hold two lines.)
         w0, moved = widths[0], "\n" + " " * widths[0]
         lead = [key.ljust(w0) if len(key) <= w0 else key + moved for key in columns[0]]
-        return out + list(map("  ".join(["{}", *cells[1:-1], "{}"]).format, lead, *columns[1:]))
+        row = "  ".join(["%s", *(f"%{w}s" if i == 4 else f"%-{w}s" for i, w in enumerate(widths[1:-1], 1)), "%s"])
+        return out + list(map(row.__mod__, zip(lead, *columns[1:])))  # (%: a third cheaper than str.format)
     for row in zip(*columns):
         if len(row[0]) > widths[0]:
             out.append(row[0])
