@@ -191,8 +191,13 @@ def decode_entry(buf: bytes) -> BundleEntry:
             tail = _ENTRY_TAIL.fullmatch(buf, 4 + buf[3], len(buf) - 5)
             if tail is not None:
                 shard, offset, size = tail.groups()
-                return BundleEntry(head[0], head[1], shard[0] if shard else 0, _uvarint(offset) if offset else 0,
-                                   _uvarint(size) if size else 0, int.from_bytes(buf[-4:], "little"), ())
+                # (varints of one and two bytes, most sizes and offsets, decoded inline)
+                if offset:
+                    offset = offset[0] if len(offset) == 1 else (offset[0] & 0x7F) | offset[1] << 7 if len(offset) == 2 else _uvarint(offset)
+                if size:
+                    size = size[0] if len(size) == 1 else (size[0] & 0x7F) | size[1] << 7 if len(size) == 2 else _uvarint(size)
+                return BundleEntry(head[0], head[1], shard[0] if shard else 0, offset or 0, size or 0,
+                                   int.from_bytes(buf[-4:], "little"), ())
     try:
         entry = _decode_entry_inline(buf)
     except IndexError:  # every read is bounds-checked; this only keeps a missed case a one-line error
@@ -427,6 +432,8 @@ def _decode_node(buf: bytes, pos: int, end: int, graph: ObjectGraph) -> None:
                     at = start + 2
                 elif buf[start + 2] < 0x80:  # ids below 16384 (start + 2 < stop: length >= 4)
                     node_id, at = (node_id & 0x7F) | (buf[start + 2] << 7), start + 3
+                elif start + 3 < stop and buf[start + 3] < 0x80:  # below 2**21
+                    node_id, at = (node_id & 0x7F) | (buf[start + 2] & 0x7F) << 7 | buf[start + 3] << 14, start + 4
                 else:
                     node_id, at = _varint(buf, start + 1, stop)
                 if at + 2 <= stop and buf[at] == 0x12 and buf[at + 1] == stop - at - 2 and node_id < 1 << 31:
