@@ -38,19 +38,20 @@ def dump(path: str, as_json: bool, format_: str | None, name_map: str | None, na
     SavedModel directory, or a TF checkpoint given as prefix, .index file,
     .data-* file or directory holding a `checkpoint` file.
     """
+    from .collector import paused
     from .registry import read_manifest
     from .render import render_json, render_table
 
-    manifest = read_manifest(path, format_)
-    if name_map is not None:
-        from .namemap import NameMap, map_manifest
+    # Objects a row per tensor, from reading to printing, and no cycles among them: the collector
+    # stays off throughout (re-enabled while they live, its next pass would scan every one of them).
+    with paused():
+        manifest = read_manifest(path, format_)
+        if name_map is not None:
+            from .namemap import NameMap, map_manifest
 
-        manifest = map_manifest(manifest, NameMap.load(name_map), names)
-    from .collector import paused
-
-    with paused():  # a row per tensor: many small objects, no cycles
+            manifest = map_manifest(manifest, NameMap.load(name_map), names)
         text = render_json(manifest) if as_json else render_table(manifest)
-    click.echo(text)
+        click.echo(text)
     return 0
 
 
