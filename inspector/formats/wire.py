@@ -332,7 +332,7 @@ class GraphNode:
 class ObjectGraph:
     """A TrackableObjectGraph by field rather than by node (a graph of 100,000 variables has as many
     nodes, and `describe` reads each field across all of them): `children[n]` holds node n's
-    ObjectReferences as (node_id, local_name) in stored order; `attributes` every SerializedTensor as
+    ObjectReferences as (node_id, local_name) in stored order (a list, or () for none); `attributes` every SerializedTensor as
     (node, full_name, checkpoint_key) and `slots` every SlotVariableReference as
     (node, slot_variable_node_id), in node order and stored order within a node."""
 
@@ -357,7 +357,7 @@ def read_object_graph(buf: bytes) -> ObjectGraph:
 def decode_object_graph(buf: bytes) -> list[GraphNode]:
     """The graph node by node (`read_object_graph` regrouped)."""
     graph = read_object_graph(buf)
-    nodes = [GraphNode(children, [], []) for children in graph.children]
+    nodes = [GraphNode(list(children), [], []) for children in graph.children]
     for node, full_name, key in graph.attributes:
         nodes[node].attributes.append((full_name, key))
     for node, slot in graph.slots:
@@ -367,6 +367,7 @@ def decode_object_graph(buf: bytes) -> list[GraphNode]:
 
 def _decode_graph(buf: bytes) -> ObjectGraph:
     graph = ObjectGraph([], [], [])
+    add_node, add_attribute = graph.children.append, graph.attributes.append
     pos, end = 0, len(buf)
     while pos < end:
         if buf[pos] != 0x0A:  # not `repeated TrackableObject nodes = 1` alone: the general way
@@ -387,15 +388,14 @@ def _decode_graph(buf: bytes) -> ObjectGraph:
         # Most nodes of a large graph are variables, which TensorFlow writes as one attribute
         # `12 len 0a 0e VARIABLE_VALUE 12 len full_name 1a len checkpoint_key` (lengths of one
         # byte) and `has_checkpoint_values` `2a 02 08 01`: read in place when they tile the node.
-        if stop - start > 19 and buf[start] == 0x12 and buf[start + 1] < 0x80 and buf.startswith(_VARIABLE_VALUE, start + 2):
+        if stop - start > 19 and buf[start] == 0x12 and buf.startswith(_VARIABLE_VALUE, start + 2):
             attribute_end = start + 2 + buf[start + 1]
-            full = start + 20  # the full name, after its length byte
-            key = full + buf[full - 1] + 2  # the key, after its tag and length byte
-            if (buf[full - 1] < 0x80 and key <= attribute_end <= stop and buf[key - 2] == 0x1A and buf[key - 1] < 0x80
-                    and key + buf[key - 1] == attribute_end
+            key = start + 22 + buf[start + 19]  # the key, after the full name, its tag and length byte
+            if (buf[start + 1] < 0x80 and buf[start + 19] < 0x80 and key <= attribute_end <= stop
+                    and buf[key - 2] == 0x1A and buf[key - 1] < 0x80 and key + buf[key - 1] == attribute_end
                     and (attribute_end == stop or buf[attribute_end:stop] == _HAS_VALUES)):
-                graph.children.append([])
-                graph.attributes.append((len(graph.children) - 1, buf[full : key - 2].decode(), buf[key:attribute_end].decode()))
+                add_attribute((len(graph.children), buf[start + 20 : key - 2].decode(), buf[key:attribute_end].decode()))
+                add_node(())
                 continue
         _decode_node(buf, start, stop, graph)
     return graph
