@@ -8,6 +8,8 @@ optimizer `_variables/N`).
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import add
 
 _SPLIT = re.compile(r"(\d+)").split
 
@@ -23,12 +25,7 @@ def natural_key(text: str) -> list:
     return parts
 
 
-_DIGITS = re.compile(r"[0-9]+")
-
-
-def _number(match: re.Match) -> str:
-    digits = match[0].lstrip("0")
-    return "\x00" + chr(0x20 + len(digits)) + digits
+_SPLIT_DIGITS = re.compile(r"([0-9]+)").split
 
 
 def natural_keys(texts: list[str]) -> list:
@@ -37,13 +34,22 @@ def natural_keys(texts: list[str]) -> list:
 
     Where every text is ASCII without NUL or \\x01, each is one string: digit runs become
     NUL, a length mark and the number without leading zeros (so 007 == 7 < 10), and NUL sorts below
-    every character a text can hold, as a list ending early sorts below a longer one.  All texts
-    are encoded in one pass over their join.  Anything else gets `natural_key`'s lists.
+    every character a text can hold, as a list ending early sorts below a longer one.  Keys repeat
+    their path parts (`/.ATTRIBUTES/VARIABLE_VALUE`, layer names): each distinct part between
+    slashes, where a digit run cannot span, is encoded once, in one pass over their join.  Anything
+    else gets `natural_key`'s lists.
     """
     joined = "\x01".join(texts)
     if joined.isascii() and "\x00" not in joined and joined.count("\x01") == len(texts) - 1:
+        parts = joined.split("/")
+        distinct = list(set(parts))
+        runs = _SPLIT_DIGITS("/".join(distinct))  # text, digits, text, ...: the digits encoded by maps
+        digits = list(map(str.lstrip, runs[1::2], repeat("0")))
         try:
-            return _DIGITS.sub(_number, joined).split("\x01") if texts else []
+            runs[1::2] = map(add, map(add, repeat("\x00"), map(chr, map(add, map(len, digits), repeat(0x20)))), digits)
         except ValueError:  # a digit run too long for its length mark (over a million digits)
             pass
+        else:
+            encoded = dict(zip(distinct, "".join(runs).split("/")))
+            return "/".join(map(encoded.__getitem__, parts)).split("\x01") if texts else []
     return [natural_key(text) for text in texts]

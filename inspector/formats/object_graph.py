@@ -24,6 +24,9 @@ _first = itemgetter(0)
 _TF_KERAS_LAYER = re.compile(r"^layer_with_weights-(\d+)$")
 _KERAS3_LAYER_LISTS = ("_operations", "_layers")
 _KERAS3_MARKERS = ("_functional", "_operations", "_layers", "_tracked")
+# A child name that marks a model (the test of `is_model` in `describe`), searched in names joined by
+# newlines when no name holds one: a line that is a whole name.
+_MODEL_CHILD = re.compile(r"^(?:layer_with_weights-\d+$|layer-|(?:_functional|_operations|_layers|_tracked)$)", re.M)
 _NOT_LAYERS = ("optimizer", "keras_api", "save_counter", "global_step")
 _KERAS2_MODEL_CHILDREN = ("train_function", "train_tf_function", "keras_api")
 # Children of a tf_keras model in a SavedModel that are views or functions, not layers.
@@ -136,6 +139,9 @@ def describe(data: bytes, keys: list[str], where: str, layer_names: dict[int, st
 
     def is_model(node_id: int) -> bool:
         names = [n for _, n in children(node_id)]
+        joined = "\n".join(names)
+        if joined.count("\n") == len(names) - 1:  # one search of all names (a list node may hold 100,000)
+            return _MODEL_CHILD.search(joined) is not None
         return any(_TF_KERAS_LAYER.match(n) or n.startswith("layer-") or n in _KERAS3_MARKERS for n in names)
 
     if count == 0:
