@@ -187,3 +187,20 @@ def test_shape_checked_for_each_dtype_that_shares_it(tmp_path):
     _add_entry(tmp_path / "float32" / "weights", entries[0], (b"c", entries[0][1]))
     listed = {t.key: t.shape for t in read_manifest(tmp_path / "float32" / "weights").tensors}
     assert listed["a"] == listed["c"] == (1 << 59,)
+
+
+@pytest.mark.parametrize("name, is_model", [("layer-1", True), ("layer_with_weights-0", True), ("_layers", True),
+                                            ("x\nlayer-1", False), ("layer-1\n", True), ("dense", False), ("_layers_", False)])
+def test_model_marker_in_child_names_searched_at_once_or_one_by_one(name, is_model):
+    """`is_model` searches a node's child names joined by newlines; a name holding a newline itself
+    makes it test them one by one.  A root marked as a model makes its child a layer."""
+    from tensorboard.compat.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    from inspector.formats.object_graph import describe
+
+    graph = TrackableObjectGraph()
+    graph.nodes.add().children.add(node_id=1, local_name=name)
+    graph.nodes.add().children.add(node_id=2, local_name="kernel")
+    graph.nodes.add().attributes.add(name="VARIABLE_VALUE", full_name="dense/kernel", checkpoint_key="k")
+    described = describe(graph.SerializeToString(), ["k"], "test")
+    assert described.layers == (["dense"] if is_model else [])
