@@ -25,31 +25,40 @@ def natural_key(text: str) -> list:
     return parts
 
 
-_SPLIT_DIGITS = re.compile(r"([0-9]+)").split
+_DIGITS_TO_NUL = str.maketrans(dict.fromkeys("0123456789", "\x00"))
+_OTHERS_TO_SPACE = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isdigit()})
 
 
 def natural_keys(texts: list[str]) -> list:
-    """`natural_key` of every text, as values that order exactly as those keys do but cost half as much
-    to build and far less to compare (sorting a table of 100,000 keys).
+    """`natural_key` of every text, as values that order exactly as those keys do but cost far less
+    to build and to compare (sorting a table of 100,000 keys).
 
-    Where every text is ASCII without NUL or \\x01, each is one string: digit runs become
-    NUL, a length mark and the number without leading zeros (so 007 == 7 < 10), and NUL sorts below
-    every character a text can hold, as a list ending early sorts below a longer one.  Keys repeat
-    their path parts (`/.ATTRIBUTES/VARIABLE_VALUE`, layer names): each distinct part between
-    slashes, where a digit run cannot span, is encoded once, in one pass over their join.  Anything
-    else gets `natural_key`'s lists.
+    Where every text is ASCII without NUL or \\x01, each is one string: digit runs become NUL, a
+    length mark and the number without leading zeros (so 007 == 7 < 10), and NUL sorts below every
+    character a text can hold, as a list ending early sorts below a longer one.  The texts are joined
+    and cut into digit runs and what lies between them by `str.translate` and `str.split` (a regex
+    over the join costs five times more), and the runs encoded by maps.  Anything else gets
+    `natural_key`'s lists.
     """
     joined = "\x01".join(texts)
+    if not joined:
+        return [""] * len(texts)  # no text, or one empty text
     if joined.isascii() and "\x00" not in joined and joined.count("\x01") == len(texts) - 1:
-        parts = joined.split("/")
-        distinct = list(set(parts))
-        runs = _SPLIT_DIGITS("/".join(distinct))  # text, digits, text, ...: the digits encoded by maps
-        digits = list(map(str.lstrip, runs[1::2], repeat("0")))
+        runs = joined.translate(_OTHERS_TO_SPACE).split()
+        # Between two runs lies at least one other character: the empty pieces are the insides of
+        # runs, and the texts before the first run and after the last, when a run starts or ends the join.
+        between = list(filter(None, joined.translate(_DIGITS_TO_NUL).split("\x00")))
+        if joined[0].isdigit():  # (ASCII: 0-9 only)
+            between.insert(0, "")
+        if joined[-1].isdigit():
+            between.append("")
+        digits = list(map(str.lstrip, runs, repeat("0")))
+        pieces = [""] * (2 * len(runs) + 1)
+        pieces[0::2] = between
         try:
-            runs[1::2] = map(add, map(add, repeat("\x00"), map(chr, map(add, map(len, digits), repeat(0x20)))), digits)
+            pieces[1::2] = map(add, map(add, repeat("\x00"), map(chr, map(add, map(len, digits), repeat(0x20)))), digits)
         except ValueError:  # a digit run too long for its length mark (over a million digits)
             pass
         else:
-            encoded = dict(zip(distinct, "".join(runs).split("/")))
-            return "/".join(map(encoded.__getitem__, parts)).split("\x01") if texts else []
+            return "".join(pieces).split("\x01")
     return [natural_key(text) for text in texts]
