@@ -193,6 +193,15 @@ def key_text(key: bytes) -> str:
     return key.decode("utf-8", "surrogateescape")
 
 
+def key_texts(keys: list[bytes]) -> list[str]:
+    """`key_text` of every key, decoded in one call: NUL cannot sit inside a UTF-8 sequence, so the
+    keys joined by it decode as each alone (invalid bytes escaped the same way)."""
+    joined = b"\x00".join(keys)
+    if joined.count(b"\x00") == len(keys) - 1 and keys:
+        return joined.decode("utf-8", "surrogateescape").split("\x00")
+    return [key_text(key) for key in keys]
+
+
 def key_bytes(key: str) -> bytes:
     return key.encode("utf-8", "surrogateescape")
 
@@ -770,7 +779,7 @@ def bundle_tensors(
         except CkitError as exc:
             metadata["object_graph_error"] = str(exc)
     if graph_bytes is not None:
-        texts = [key_text(k) for k in keys]
+        texts = key_texts(keys)
         described = describe(graph_bytes, texts, str(bundle.index_path), layer_names)
         producer["framework"] = described.framework
         metadata["object_graph_nodes"] = described.node_count

@@ -204,3 +204,17 @@ def test_model_marker_in_child_names_searched_at_once_or_one_by_one(name, is_mod
     graph.nodes.add().attributes.add(name="VARIABLE_VALUE", full_name="dense/kernel", checkpoint_key="k")
     described = describe(graph.SerializeToString(), ["k"], "test")
     assert described.layers == (["dense"] if is_model else [])
+
+
+def test_keys_decoded_at_once_as_one_by_one():
+    from inspector.formats.tf_bundle import key_texts
+
+    rng = random.Random(13)
+    pieces = [b"a", b"/", b"7", b"\xc3", b"\xa9", b"\xe2\x82", b"\xac", b"\xff", b"\xed\xa0\x80", b"\xf0\x9f\x98\x80", b"\x00"]
+    for _ in range(3000):
+        keys = [b"".join(rng.choice(pieces) for _ in range(rng.randrange(5))) for _ in range(rng.randrange(6))]
+        assert key_texts(keys) == [key_text(k) for k in keys], keys
+    for index in INDEXES:
+        bundle = BundleReader(_prefix(index))
+        assert key_texts(bundle.keys()) == [key_text(k) for k in bundle.keys()]
+        bundle.close()
