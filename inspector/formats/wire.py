@@ -191,11 +191,16 @@ def decode_entry(buf: bytes) -> BundleEntry:
             tail = _ENTRY_TAIL.fullmatch(buf, 4 + buf[3], len(buf) - 5)
             if tail is not None:
                 shard, offset, size = tail.groups()
-                # (varints of one and two bytes, most sizes and offsets, decoded inline)
+                # (varints of up to three bytes, most sizes and offsets, decoded inline)
                 if offset:
-                    offset = offset[0] if len(offset) == 1 else (offset[0] & 0x7F) | offset[1] << 7 if len(offset) == 2 else _uvarint(offset)
+                    n = len(offset)
+                    offset = (offset[0] if n == 1 else (offset[0] & 0x7F) | offset[1] << 7 if n == 2
+                              else (offset[0] & 0x7F) | (offset[1] & 0x7F) << 7 | offset[2] << 14 if n == 3
+                              else _uvarint(offset))
                 if size:
-                    size = size[0] if len(size) == 1 else (size[0] & 0x7F) | size[1] << 7 if len(size) == 2 else _uvarint(size)
+                    n = len(size)
+                    size = (size[0] if n == 1 else (size[0] & 0x7F) | size[1] << 7 if n == 2
+                            else (size[0] & 0x7F) | (size[1] & 0x7F) << 7 | size[2] << 14 if n == 3 else _uvarint(size))
                 return BundleEntry(head[0], head[1], shard[0] if shard else 0, offset or 0, size or 0,
                                    int.from_bytes(buf[-4:], "little"), ())
     try:
