@@ -208,7 +208,9 @@ class Manifest:
         }
 
     # -- JSON --------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, tensors: bool = True) -> dict[str, Any]:
+        """The JSON document; with `tensors=False` its "tensors" is None (`render_json` writes the
+        list itself)."""
         return {
             "schema": SCHEMA,
             "format": self.format,
@@ -216,7 +218,7 @@ class Manifest:
             "producer": dict(self.producer),
             "metadata": dict(self.metadata),
             "layers": list(self.layers),
-            "tensors": [t.to_json() for t in self.tensors],
+            "tensors": [t.to_json() for t in self.tensors] if tensors else None,
             "shards": [s.to_json() for s in self.shards],
             "notes": list(self.notes),
             "totals": self.totals,

@@ -218,3 +218,28 @@ def test_keys_decoded_at_once_as_one_by_one():
         bundle = BundleReader(_prefix(index))
         assert key_texts(bundle.keys()) == [key_text(k) for k in bundle.keys()]
         bundle.close()
+
+
+def test_json_as_json_dumps_writes_it(manifests):
+    """`render_json` writes the tensor list from a template: byte for byte `json.dumps(..., indent=2)`
+    of the manifest, and json's own way for fields of other types."""
+    import json
+
+    from inspector.render import _json_tensors, render_json
+
+    seed = read_manifest(fixture_path("seed", "tf_keras", "ckpt", "weights"))
+    numbers = iter(range(1000))
+    cases = list(manifests) + [
+        _edited(seed, lambda t: {"key": t.key + "\udcff\x1b\"\\é\u2028", "name": "名前/" + t.name,
+                                 "layer": "dénse", "index": next(numbers)}),
+        _edited(seed, lambda t: {"shape": ()}),
+        dataclasses.replace(seed, tensors=(), metadata={"nested": {"tensors": [], "x": [1, {"a": None}]}}),
+    ]
+    for manifest in cases:
+        assert render_json(manifest) == json.dumps(manifest.to_json(), indent=2), manifest.path
+        assert manifest.tensors == () or _json_tensors(manifest) is not None
+    odd = [_edited(seed, lambda t: {"nbytes": float(t.nbytes)}), _edited(seed, lambda t: {"index": True}),
+           _edited(seed, lambda t: {"layer": 3})]
+    for manifest in odd:
+        assert _json_tensors(manifest) is None
+        assert render_json(manifest) == json.dumps(manifest.to_json(), indent=2)
