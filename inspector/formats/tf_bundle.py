@@ -597,7 +597,7 @@ class BundleReader:
             entry_crc = crc32c(data[pos : pos + 4], crc32c(as_u32))
             pos += 4
         # tensor_bundle.cc: the entry checksum covers lengths as uint32, the length checksum, then the bytes.
-        entry_crc = crc32c(data[pos:], entry_crc)
+        entry_crc = crc32c(view[pos:], entry_crc)  # (a view: the payload is not copied for its checksum)
         if entry_crc != unmask(entry.crc32c):
             raise ChecksumMismatch(
                 f"{where}: CRC32C of tensor {key_text(key)!r} is 0x{entry_crc:08x}; expected "
