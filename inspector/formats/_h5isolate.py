@@ -202,30 +202,28 @@ def _spawn() -> subprocess.Popen:
     )
 
 
-# Workers started ahead of need (`prestart`), oldest first, waiting to be taken by the next `Worker`s.
+# A worker started ahead of need (`prestart`), waiting to be taken by the next `Worker`.
 _SPARE: list[subprocess.Popen] = []
-# At most this many wait at once: each is an interpreter with numpy and h5py (about 45 MiB).
-MAX_SPARES = max(1, min(4, os.cpu_count() or 1))
 
 
-def prestart(count: int = 1) -> None:
-    """Have `count` workers (at most MAX_SPARES) started before they are needed: the caller knows the
-    files it opens next will be read through the HDF5 library.  A worker's start-up (an interpreter
-    importing numpy and h5py, about 0.15 s) then runs on another core while this process imports
-    numpy and sniffs formats, or while an earlier shard is described.  A spare holds no file and
-    parses nothing until a `Worker` takes it; `discard_spare` stops those nobody took.  Never raises:
-    without a spare, `Worker` starts its own as before.
+def prestart() -> None:
+    """Start a worker now, before it is needed (the caller knows the path it opens will be read
+    through the HDF5 library), so that the worker's start-up (an interpreter importing numpy and
+    h5py, about 0.15 s) runs on another core while this process imports numpy and sniffs formats.
+    The spare holds no file and parses nothing until a `Worker` takes it; `discard_spare` stops one
+    nobody took.  Never raises: without a spare, `Worker` starts its own as before.
     """
-    while len(_SPARE) < min(count, MAX_SPARES):
-        try:
-            _SPARE.append(_spawn())
-        except (OSError, ValueError):
-            return
-        if not _ATEXIT:
-            import atexit
+    if _SPARE:
+        return
+    try:
+        _SPARE.append(_spawn())
+    except (OSError, ValueError):
+        return
+    if not _ATEXIT:
+        import atexit
 
-            atexit.register(discard_spare)
-            _ATEXIT.append(True)
+        atexit.register(discard_spare)
+        _ATEXIT.append(True)
 
 
 _ATEXIT: list[bool] = []
@@ -233,7 +231,7 @@ _ATEXIT: list[bool] = []
 
 def _take_spare() -> subprocess.Popen | None:
     while _SPARE:
-        proc = _SPARE.pop(0)  # the oldest: the most likely to be ready
+        proc = _SPARE.pop()
         if proc.poll() is None:
             return proc
         _reap(proc)
@@ -241,7 +239,7 @@ def _take_spare() -> subprocess.Popen | None:
 
 
 def discard_spare() -> None:
-    """Stop the spare workers nobody took."""
+    """Stop the spare worker, if one is waiting (it exits at once: its input closes)."""
     while _SPARE:
         _reap(_SPARE.pop())
 

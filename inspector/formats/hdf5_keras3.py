@@ -22,7 +22,7 @@ import numpy as np
 from .. import keras_names as kn
 from ..errors import CkitError, CorruptArtifact, UnsafeArtifact
 from ..manifest import Manifest, ShardInfo, TensorInfo
-from . import _h5isolate, _hdf5
+from . import _hdf5
 from .base import ReaderBase
 
 _EXPECT = "a Keras 3 weights file (model.save_weights('x.weights.h5')) with 'layers/.../vars' groups"
@@ -462,29 +462,6 @@ class Keras3WeightsReader(ReaderBase):
             self.close()
             raise CorruptArtifact(f"{self.display}: cannot read the HDF5 structure ({exc}); expected {_EXPECT}") from None
 
-    def _open_shards(self, weight_map: dict[str, list[str]], names: list[str], shards: list[ShardInfo],
-                     sources: list[tuple[Any, str | None]], notes: list[str], missing: set[str]) -> None:
-        """Open the shards `names` (in the weight_map's order); missing ones are noted, not fatal."""
-        present = [name for name in names if self.path.with_name(name).is_file()]
-        for name in names:
-            shard_path = self.path.with_name(name)
-            if not shard_path.is_file():
-                shards.append(ShardInfo(str(shard_path), 0, False))
-                groups = sorted(g for g, files in weight_map.items() if name in files)
-                notes.append(
-                    f"shard {name} named in the weight_map is missing: the variables it holds "
-                    f"({', '.join(groups) or 'none listed'}) are not listed and cannot be read"
-                )
-                missing.add(name)
-                continue
-            # The next shards' workers start while this one is described (each is a process of its own).
-            present.remove(name)
-            _h5isolate.prestart(len(present) + 1)
-            f = _hdf5.open_h5(shard_path, f"{self.display} (shard {name})", "a Keras 3 .weights.h5 shard")
-            self._files.append(f)
-            sources.append((f, name))
-            shards.append(ShardInfo(str(shard_path), shard_path.stat().st_size, True))
-
     def _open(self) -> Manifest:
         notes: list[str] = []
         shards: list[ShardInfo] = []
@@ -496,10 +473,21 @@ class Keras3WeightsReader(ReaderBase):
             for files in weight_map.values():
                 names.extend(f for f in files if f not in names)
             missing: set[str] = set()
-            try:
-                self._open_shards(weight_map, names, shards, sources, notes, missing)
-            finally:
-                _h5isolate.discard_spare()
+            for name in names:
+                shard_path = self.path.with_name(name)
+                if not shard_path.is_file():
+                    shards.append(ShardInfo(str(shard_path), 0, False))
+                    groups = sorted(g for g, files in weight_map.items() if name in files)
+                    notes.append(
+                        f"shard {name} named in the weight_map is missing: the variables it holds "
+                        f"({', '.join(groups) or 'none listed'}) are not listed and cannot be read"
+                    )
+                    missing.add(name)
+                    continue
+                f = _hdf5.open_h5(shard_path, f"{self.display} (shard {name})", "a Keras 3 .weights.h5 shard")
+                self._files.append(f)
+                sources.append((f, name))
+                shards.append(ShardInfo(str(shard_path), shard_path.stat().st_size, True))
             for group, files in weight_map.items():
                 lost = [f for f in files if f in missing]
                 if lost:

@@ -118,31 +118,6 @@ def test_hdf5_spare_worker_is_stopped_when_the_file_is_damaged(monkeypatch, tmp_
     assert started and all(proc.poll() is not None for proc in started) and _h5isolate._SPARE == []
 
 
-def test_sharded_weights_start_the_next_shards_worker_while_one_is_described(monkeypatch, tmp_path: Path) -> None:
-    from inspector.formats import _h5isolate
-
-    sharded = tmp_path / "sharded"
-    shutil.copytree(fixture_path("seed", "keras3", "sharded"), sharded)  # new files: nothing cached
-    expected = read_manifest(fixture_path("seed", "keras3", "sharded", "model.weights.json"))
-    monkeypatch.setattr(_h5isolate, "MAX_SPARES", 2)
-    started = _spawns(monkeypatch)
-    events: list[str] = []
-    real_open = _hdf5.open_h5
-
-    def open_h5(source, display, expected_kind):
-        events.append(f"open {len(started)}")
-        return real_open(source, display, expected_kind)
-
-    monkeypatch.setattr(_hdf5, "open_h5", open_h5)
-    manifest = read_manifest(sharded / "model.weights.json")
-    shard_count = len(list(sharded.glob("*.weights.h5")))
-    assert [t.key for t in manifest.tensors] == [t.key for t in expected.tensors] and shard_count > 1
-    # When shard k is opened, the worker of shard k + 1 is already starting (two spares at most).
-    assert events == [f"open {min(k + 2, shard_count)}" for k in range(shard_count)]
-    assert len(started) == shard_count  # one worker per shard, no more
-    assert all(proc.poll() is not None for proc in started) and _h5isolate._SPARE == []
-
-
 def test_hdf5_memory_limit_is_a_one_line_error(tmp_path: Path) -> None:
     # 64 MiB of address space cannot even hold the interpreter with h5py: the worker fails, ckit says so.
     proc = _cli("dump", str(fixture_path("seed", "tf_keras", "weights.h5")), env={"CKIT_HDF5_MEMORY_MB": "64"})
