@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from . import collector
 from .errors import UnknownFormat
-from .formats.base import HDF5_MAGIC, ArtifactReader, Format
+from .formats.base import ArtifactReader, Format
 from .manifest import Manifest
 
 # format id -> (module under inspector.formats, attribute).  Order matters for
@@ -143,39 +143,15 @@ def open_artifact(path: str | Path, format: str | None = None) -> ArtifactReader
     if format:
         refuse_special_file(Path(path))
     links.check_before_open(path)
-    early = _reads_hdf5(path)
-    if early:
-        # The HDF5 worker's start-up overlaps this process's numpy import and format sniffing.
-        from .formats import _h5isolate
-
-        _h5isolate.prestart()
-    try:
-        fmt = get_format(format) if format else detect(path)
-        with collector.paused():  # opening builds the manifest: many small objects, no cycles
-            reader = fmt.open(Path(path))
-    finally:
-        if early:
-            _h5isolate.discard_spare()  # one nobody took (the file's description was cached)
+    fmt = get_format(format) if format else detect(path)
+    with collector.paused():  # opening builds the manifest: many small objects, no cycles
+        reader = fmt.open(Path(path))
     try:
         links.check_files(path, [shard.path for shard in reader.manifest.shards])
     except BaseException:
         reader.close()
         raise
     return reader
-
-
-def _reads_hdf5(path: str | Path) -> bool:
-    """A cheap guess, from the name and 8 bytes, that opening `path` parses HDF5 (never raises)."""
-    try:
-        path = Path(path)
-        if not path.is_file():  # never open a FIFO or a device: it could block
-            return False
-        if path.name.lower().endswith((".keras", ".weights.json")):
-            return True
-        with open(path, "rb") as handle:
-            return handle.read(len(HDF5_MAGIC)) == HDF5_MAGIC
-    except (OSError, ValueError):
-        return False
 
 
 def read_manifest(path: str | Path, format: str | None = None) -> Manifest:

@@ -69,8 +69,17 @@ class Worker:
     def _start(self) -> subprocess.Popen:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
+        env = dict(os.environ)
+        env["CKIT_H5_WORKER_AS"] = str(METADATA_MEMORY)
+        # One BLAS thread: numpy's default maps a buffer per core, wasted address space here.
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
         try:
-            self._proc = _take_spare() or _spawn()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, _WORKER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                close_fds=True,
+            )
         except OSError as exc:
             raise CorruptArtifact(f"{self.display}: cannot start the HDF5 reader process ({exc.strerror})") from None
         ready = False
@@ -179,84 +188,26 @@ class Worker:
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            _reap(proc)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            pass
 
     def __del__(self) -> None:
         try:
             self.close()
         except Exception:
             pass
-
-
-def _spawn() -> subprocess.Popen:
-    """A new worker process; it says `ready` once numpy and h5py are imported."""
-    env = dict(os.environ)
-    env["CKIT_H5_WORKER_AS"] = str(METADATA_MEMORY)
-    # One BLAS thread: numpy's default maps a buffer per core, wasted address space here.
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())
-    return subprocess.Popen(
-        [sys.executable, "-c", _BOOT, _WORKER],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
-    )
-
-
-# A worker started ahead of need (`prestart`), waiting to be taken by the next `Worker`.
-_SPARE: list[subprocess.Popen] = []
-
-
-def prestart() -> None:
-    """Start a worker now, before it is needed (the caller knows the path it opens will be read
-    through the HDF5 library), so that the worker's start-up (an interpreter importing numpy and
-    h5py, about 0.15 s) runs on another core while this process imports numpy and sniffs formats.
-    The spare holds no file and parses nothing until a `Worker` takes it; `discard_spare` stops one
-    nobody took.  Never raises: without a spare, `Worker` starts its own as before.
-    """
-    if _SPARE:
-        return
-    try:
-        _SPARE.append(_spawn())
-    except (OSError, ValueError):
-        return
-    if not _ATEXIT:
-        import atexit
-
-        atexit.register(discard_spare)
-        _ATEXIT.append(True)
-
-
-_ATEXIT: list[bool] = []
-
-
-def _take_spare() -> subprocess.Popen | None:
-    while _SPARE:
-        proc = _SPARE.pop()
-        if proc.poll() is None:
-            return proc
-        _reap(proc)
-    return None
-
-
-def discard_spare() -> None:
-    """Stop the spare worker, if one is waiting (it exits at once: its input closes)."""
-    while _SPARE:
-        _reap(_SPARE.pop())
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-        pass
 
 
 def check_h5py() -> None:
@@ -270,5 +221,5 @@ def check_h5py() -> None:
         )
 
 
-__all__ = ["Worker", "WorkerError", "UnsafeArtifact", "check_h5py", "prestart", "discard_spare", "METADATA_MEMORY", "METADATA_SECONDS",
+__all__ = ["Worker", "WorkerError", "UnsafeArtifact", "check_h5py", "METADATA_MEMORY", "METADATA_SECONDS",
            "READ_SECONDS_PER_GIB"]

@@ -27,7 +27,8 @@ from ..limits import check_fits, check_shape
 from ..manifest import TensorInfo
 from ..naturalsort import natural_key
 from . import _h5isolate
-from .base import HDF5_MAGIC
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # The superblock sits at 0 or after a user block of 512, 1024, 2048, ... bytes.
 _MAGIC_OFFSETS = (0,) + tuple(512 << i for i in range(20))
 

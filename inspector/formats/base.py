@@ -17,9 +17,6 @@ if TYPE_CHECKING:  # readers hand out numpy arrays, but listing a manifest must 
 
 from ..manifest import Manifest
 
-# The HDF5 signature, at offset 0 or after a user block: Keras 2 `.h5`, Keras 3 `.weights.h5`.
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
 
 @runtime_checkable
 class ArtifactReader(Protocol):

@@ -57,67 +57,6 @@ def test_hdf5_library_never_loads_in_ckits_process() -> None:
         assert out.stdout.strip() == b"False", rel
 
 
-def _spawns(monkeypatch) -> list:
-    """Every HDF5 worker process started from now on (the real processes)."""
-    from inspector.formats import _h5isolate
-
-    started: list = []
-    real = _h5isolate._spawn
-
-    def spawn():
-        started.append(real())
-        return started[-1]
-
-    monkeypatch.setattr(_h5isolate, "_spawn", spawn)
-    return started
-
-
-def test_hdf5_worker_starts_before_format_sniffing_and_is_the_one_used(monkeypatch, tmp_path: Path) -> None:
-    from inspector import registry
-    from inspector.formats import _h5isolate
-
-    copy = tmp_path / "weights.h5"  # a new file: no description of it is cached in this process
-    shutil.copyfile(fixture_path("seed", "tf_keras", "weights.h5"), copy)
-    expected = [t.key for t in read_manifest(fixture_path("seed", "tf_keras", "weights.h5")).tensors]
-    started = _spawns(monkeypatch)
-    at_detect: list[int] = []
-    real_detect = registry.detect
-    monkeypatch.setattr(registry, "detect", lambda path: (at_detect.append(len(started)), real_detect(path))[1])
-    with open_artifact(copy) as reader:
-        keys = [t.key for t in reader.manifest.tensors]
-    assert keys == expected and keys
-    assert at_detect == [1]  # started before the first format module was imported
-    assert len(started) == 1  # ... and it was the worker that described the file: no second start
-    assert started[0].poll() is not None and _h5isolate._SPARE == []
-
-
-def test_hdf5_spare_worker_nobody_takes_is_stopped(monkeypatch, tmp_path: Path) -> None:
-    from inspector.formats import _h5isolate
-
-    copy = tmp_path / "model.h5"
-    shutil.copyfile(fixture_path("seed", "tf_keras", "model.h5"), copy)
-    started = _spawns(monkeypatch)
-    read_manifest(copy)
-    read_manifest(copy)  # described from the cache: the spare started for it is not needed
-    assert len(started) == 2
-    assert all(proc.poll() is not None for proc in started) and _h5isolate._SPARE == []
-    for path in (fixture_path("seed", "tf_keras", "ckpt", "weights"), fixture_path("seed", "tf_keras", "saved_model")):
-        read_manifest(path)
-    assert len(started) == 2  # nothing is started for formats without HDF5
-
-
-def test_hdf5_spare_worker_is_stopped_when_the_file_is_damaged(monkeypatch, tmp_path: Path) -> None:
-    from inspector.formats import _h5isolate
-
-    bad = tmp_path / "bad.h5"
-    bad.write_bytes(_hdf5.HDF5_MAGIC + os.urandom(4096))
-    started = _spawns(monkeypatch)
-    with pytest.raises(CkitError) as info:
-        read_manifest(bad)
-    assert "\n" not in str(info.value) and str(bad) in str(info.value)
-    assert started and all(proc.poll() is not None for proc in started) and _h5isolate._SPARE == []
-
-
 def test_hdf5_memory_limit_is_a_one_line_error(tmp_path: Path) -> None:
     # 64 MiB of address space cannot even hold the interpreter with h5py: the worker fails, ckit says so.
     proc = _cli("dump", str(fixture_path("seed", "tf_keras", "weights.h5")), env={"CKIT_HDF5_MEMORY_MB": "64"})
