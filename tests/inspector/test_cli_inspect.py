@@ -171,6 +171,7 @@ def test_dump_of_checkpoint_imports_neither_tensorflow_nor_h5py():
         "assert 'h5py' not in sys.modules, 'h5py imported for a TF checkpoint'\n"
         "assert 'google.protobuf' not in sys.modules, 'protobuf imported for a TF checkpoint (start-up)'\n"
         "assert 'numpy' not in sys.modules, 'numpy imported for a TF checkpoint listing'\n"
+        "assert 'inspector.formats._h5isolate' not in sys.modules, 'HDF5 worker machinery imported for a TF checkpoint'\n"
         "print('clean')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
