@@ -790,14 +790,12 @@ def bundle_tensors(
         ]
     else:
         producer["framework"] = "tensorflow" if has_graph or not keys else "tensorflow (TF1 Saver)"
-        for key in keys:
-            text = key_text(key)
-            tensors.append(
-                TensorInfo(
-                    key=text, name=strip_key(text), dtype=bundle.dtype(key), shape=bundle.shape(key),
-                    nbytes=bundle.nbytes(key), role=tf2_key_role(text) if has_graph else tf1_role(text),
-                )
-            )
+        # (TF1 Saver checkpoints of many variables are listed the same way as those with a graph)
+        role_of = tf2_key_role if has_graph else tf1_role
+        tensors = [
+            trusted_tensor(text, strip_key(text), dtype, shape, nbytes, role_of(text))
+            for text, (dtype, shape, nbytes) in zip(key_texts(keys), bundle.specs(keys))
+        ]
         if any(bundle.entries[k].slices for k in keys):
             metadata["partitioned_variables"] = sorted(key_text(k) for k in keys if bundle.entries[k].slices)
     return tensors, layers, producer, metadata
