@@ -136,10 +136,14 @@ class Group(H5Object):
         return self._link(str(name)) is not None and self._link(str(name))[1] == "hard"
 
     def _link(self, name: str) -> list[Any] | None:
-        for link in self._links():
-            if link[0] == name:
-                return link
-        return None
+        by_name = self.__dict__.get("_by_name")
+        if by_name is None:
+            # Looked up by name once per child: a dict, not a scan (a group of 10,000 layers made
+            # listing the file quadratic).  The first link of a name wins, as a scan would find it.
+            by_name = self.__dict__["_by_name"] = {}
+            for link in self._links():
+                by_name.setdefault(link[0], link)
+        return by_name.get(name)
 
     def link_kind(self, name: str) -> str:
         """'hard', 'soft link', 'external link', 'broken' or 'missing'."""
