@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -122,8 +123,6 @@ def diff(a: str, b: str, atol: float, rtol: float, map_file: str | None, weights
 
 
 def _total_bytes(path: str) -> int:
-    import os
-
     try:
         if os.path.isdir(path):
             return sum(f.stat().st_size for f in __import__("pathlib").Path(path).rglob("*") if f.is_file())
@@ -255,5 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return clikit.run(cli, argv, "ckinspect")
 
 
+def entry() -> None:
+    """The `ckinspect` command (and `python -m inspector`): `main`, then an exit that skips tearing
+    down what a large listing built, one object at a time (10 ms of a 0.22 s dump of 20,000
+    tensors).  Once `main` has returned there is nothing left to clean up: its files are closed and
+    its HDF5 workers stopped; output is flushed here.  An exception from `main` (`--debug`) leaves
+    the usual way, with its traceback."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or a stream was closed
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -198,3 +198,43 @@ def test_verify_of_hdf5_says_damage_inside_data_cannot_be_seen(capsys):
     out = capsys.readouterr().out
     assert out.startswith("OK: h5-weights")
     assert "note: HDF5 keeps no checksums for these datasets" in out
+
+
+def test_command_exits_with_mains_code_and_all_of_its_output(tmp_path):
+    """`ckinspect` (inspector.cli.entry) leaves through os._exit after main: everything main printed
+    arrives, the exit status is main's, and a reader that stops early causes no noise."""
+    import os
+    import subprocess
+    import sys
+
+    from inspector.registry import read_manifest
+    from inspector.render import render_json
+
+    env = dict(os.environ, PYTHONPATH=str(FIXTURES.parent))
+    ckpt = str(FIXTURES / "seed/tf_keras/ckpt/weights")
+
+    def run(*args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, env=env, **kw)
+
+    done = run("dump", "--json", ckpt)
+    assert done.returncode == 0 and done.stdout.decode() == render_json(read_manifest(ckpt)) + "\n"
+    assert json.loads(done.stdout)["schema"] == "ckit.manifest/1"
+    missing = run("dump", str(tmp_path / "absent"))
+    assert missing.returncode == 1 and missing.stderr.decode().count("\n") == 1
+    assert run("dump").returncode == 2
+    crashed = run("--debug", "dump", str(tmp_path / "absent"))
+    assert crashed.returncode == 1 and b"Traceback" in crashed.stderr  # --debug: the usual exit
+    # A listing larger than a pipe's buffer, whose reader stops after the first bytes (`| head`).
+    import numpy as np
+
+    from converters.writers.tf_bundle import BundleWriter
+
+    with BundleWriter(tmp_path / "many") as writer:
+        for i in range(3000):
+            writer.add(f"layer_{i}/kernel", np.zeros((2, 2), np.float32))
+    with subprocess.Popen([sys.executable, "-m", "inspector", "dump", str(tmp_path / "many")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as head:
+        assert head.stdout.read(10)
+        head.stdout.close()  # the reader goes away early
+        assert head.wait(timeout=60) == 0
+        assert head.stderr.read() == b""  # no "Exception ignored ... BrokenPipeError"
