@@ -158,7 +158,6 @@ def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
     widths[1] = max(filter(fits, map(len, (header[1], *columns[1]))), default=len(header[1]))
     fits = (width - 2 - widths[1] - fixed).__ge__
     widths[0] = max(filter(fits, map(len, (header[0], *columns[0]))), default=len(header[0]))
-    indent = " " * (widths[0] + 2)
     # One format string for every row.
     cells = [f"{{:>{w}}}" if i == 4 else f"{{:<{w}}}" for i, w in enumerate(widths)]
     row_format = "  ".join(cells)
@@ -171,6 +170,7 @@ def _tensor_rows(manifest: Manifest, width: int) -> list[str]:
         lead = [key.ljust(w0) if len(key) <= w0 else key + moved for key in columns[0]]
         row = "  ".join(["%s", *(f"%{w}s" if i == 4 else f"%-{w}s" for i, w in enumerate(widths[1:-1], 1)), "%s"])
         return out + list(map(row.__mod__, zip(lead, *columns[1:])))  # (%: a third cheaper than str.format)
+    indent = " " * (widths[0] + 2)
     for row in zip(*columns):
         if len(row[0]) > widths[0]:
             out.append(row[0])

@@ -229,6 +229,14 @@ class _ShardPaths(Sequence):
         return data_path(self._prefix, index, self._count)
 
 
+def _needs_shape_checks(dims: tuple[int, ...]) -> bool:
+    """Whether a listed shape must go through `BundleReader.shape`'s checks: a negative dimension, or
+    one large enough to near the element limit.  Dimensions below 2**14 in rank <= 4 cannot reach it,
+    so only other shapes pay for the product."""
+    return bool(dims) and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
+                                            and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16))
+
+
 class BundleReader:
     """One tensor bundle opened by prefix: its index entries, and tensors read on demand."""
 
@@ -311,9 +319,7 @@ class BundleReader:
         listing a checkpoint of many variables reads each entry once."""
         entry = self.entries[key]
         dims = entry.dims
-        # Dimensions below 2**14 in rank <= 4 cannot reach the element limit: only other shapes pay for the product.
-        if dims and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
-                                       and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16)):
+        if _needs_shape_checks(dims):
             dims = self.shape(key)  # the checks with their one-line errors; only odd shapes pay for them
         dtype = dtype_label(entry.dtype)
         return dtype, dims, (self.nbytes(key) if entry.slices else entry.size)
@@ -329,8 +335,7 @@ class BundleReader:
             entry = entries[key]
             dims = entry.dims
             if dims not in plain:
-                if dims and (min(dims) < 0 or ((max(dims) >= 1 << 14 or len(dims) > 4)
-                                               and math.prod(d for d in dims if d) > MAX_ELEMENTS // 16)):
+                if _needs_shape_checks(dims):
                     dims = self.shape(key)  # as in `spec`: the checks, whose outcome depends on the dtype
                 else:
                     plain.add(dims)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+
 class WireError(ValueError):
     """The bytes are not a well-formed message of the expected type."""
 
@@ -323,17 +324,6 @@ def _decode_entry(buf: bytes) -> BundleEntry:
 
 # -- trackable_object_graph.proto -----------------------------------------------------------------
 
-class GraphNode:
-    """One TrackableObject: what `object_graph.describe` reads of it."""
-
-    __slots__ = ("children", "attributes", "slot_variables")
-
-    def __init__(self, children: list[tuple[int, str]], attributes: list[tuple[str, str]], slot_variables: list[int]) -> None:
-        self.children = children  # ObjectReference (node_id, local_name), stored order
-        self.attributes = attributes  # SerializedTensor (full_name, checkpoint_key)
-        self.slot_variables = slot_variables  # SlotVariableReference.slot_variable_node_id
-
-
 class ObjectGraph:
     """A TrackableObjectGraph by field rather than by node (a graph of 100,000 variables has as many
     nodes, and `describe` reads each field across all of them): `children[n]` holds node n's
@@ -357,17 +347,6 @@ def read_object_graph(buf: bytes) -> ObjectGraph:
         raise WireError("string field is not UTF-8") from None
     except IndexError:  # every read is bounds-checked; this only keeps a missed case a one-line error
         raise WireError("message ends inside a field") from None
-
-
-def decode_object_graph(buf: bytes) -> list[GraphNode]:
-    """The graph node by node (`read_object_graph` regrouped)."""
-    graph = read_object_graph(buf)
-    nodes = [GraphNode(list(children), [], []) for children in graph.children]
-    for node, full_name, key in graph.attributes:
-        nodes[node].attributes.append((full_name, key))
-    for node, slot in graph.slots:
-        nodes[node].slot_variables.append(slot)
-    return nodes
 
 
 def _decode_graph(buf: bytes) -> ObjectGraph:

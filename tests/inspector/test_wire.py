@@ -43,7 +43,14 @@ def _graph_from_protobuf(data: bytes) -> list[tuple]:
 
 
 def _graph_from_wire(data: bytes) -> list[tuple]:
-    return [(n.children, n.attributes, n.slot_variables) for n in wire.decode_object_graph(data)]
+    """`wire.read_object_graph` (kept by field) regrouped node by node, as protobuf reads it."""
+    graph = wire.read_object_graph(data)
+    nodes = [(list(children), [], []) for children in graph.children]
+    for node, full_name, key in graph.attributes:
+        nodes[node][1].append((full_name, key))
+    for node, slot in graph.slots:
+        nodes[node][2].append(slot)
+    return nodes
 
 
 def _read_graph(prefix) -> bytes:
